@@ -1,0 +1,46 @@
+"""The contract every attention kind fulfils, so the backbone can swap them by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+
+
+@dataclass
+class AttentionOutput:
+    out: torch.Tensor  # (B, L, D) attended values, before the block's residual
+    aux_loss: torch.Tensor | None = None  # scalar extra training loss (KL, denoising), already weighted
+    weights: torch.Tensor | None = None  # (B, H, L, L) attention maps, only when asked for
+
+
+class Attention(nn.Module):
+    """Base class. Subclasses take the config alone and implement `forward`.
+
+    forward(x, valid, return_weights=False):
+        x:     (B, L, D) layer input (already layer-normed by the block)
+        valid: (B, L) bool, True where the position holds an item (sequences are left-padded)
+    The causal mask is implied: position t may attend to positions <= t only, and never to padding.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
+        raise NotImplementedError
+
+
+def causal_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, L) validity -> (B, 1, L, L) bool mask, True where query t may attend to key s.
+
+    A padded query row gets its own diagonal so that softmax never sees an all-masked row (NaN);
+    the backbone zeroes padded outputs anyway."""
+    L = valid.shape[1]
+    tri = torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()
+    allowed = tri & valid[:, None, :]  # (B, L, L)
+    allowed = allowed | torch.eye(L, dtype=torch.bool, device=valid.device)
+    return allowed[:, None, :, :]
