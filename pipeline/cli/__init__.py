@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: usage errors and known failures become one line on stderr, never a traceback."""
     try:
         cli.main(args=argv, prog_name="seqrec", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as exc:  # click >= 8.2 raises it for a bare group
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: show its help
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return 2
     except click.UsageError as exc:

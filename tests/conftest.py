@@ -1,0 +1,34 @@
+"""Shared fixtures. `kafka_bootstrap` is a real broker for the whole session (see
+pipeline.kafka_provider for the order it is looked for in); it never skips: without a broker the
+tests that need one fail and say why."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.errors import BrokerError
+from pipeline.kafka_provider import provide_kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("kafka")
+    try:
+        provider = provide_kafka(data_dir)
+        bootstrap, source = provider.__enter__()
+    except BrokerError as exc:
+        pytest.fail(f"no Kafka broker for the tests: {exc}", pytrace=False)
+    print(f"\nKafka for tests: {bootstrap} ({source})")
+    try:
+        yield bootstrap
+    finally:
+        provider.__exit__(None, None, None)
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test uses, so tests never see each other's messages."""
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
