@@ -36,5 +36,6 @@ def build_attention(config: ModelConfig) -> Attention:
 
 # Importing the kinds registers them.
 from model.attention import softmax  # noqa: E402,F401
+from model.attention import dgenatt, vgenatt  # noqa: E402,F401  (generative kinds, issue 4)
 
 __all__ = ["Attention", "AttentionOutput", "attention_kinds", "build_attention", "causal_mask", "register_attention"]
