@@ -1,0 +1,179 @@
+"""SASRec backbone with a swappable attention module.
+
+Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018; trained by default with full
+cross-entropy over the catalogue at every position ("SASRec+", Klenitskiy & Vasilev, "Turning Dross
+Into Gold Loss: is BERT4Rec really better than SASRec?", RecSys 2023).
+
+Layout (tensors in, tensors out; no I/O, no device moves):
+
+    items (B, L) left-padded, 0 = padding
+      -> item embedding * sqrt(D) + learned position embedding, dropout, padded rows zeroed
+      -> n_blocks x [LayerNorm -> attention (model.attention registry) -> dropout -> residual
+                     -> LayerNorm -> point-wise FFN -> residual], padded rows zeroed after each block
+      -> final LayerNorm, padded rows zeroed
+      -> scores = hidden @ item_embedding.T (tied output)
+
+Departures from the paper, all deliberate:
+- Pre-LN blocks (normalise the input of each sub-layer) instead of the paper's post-LN; they train
+  stably without warm-up. The paper's variant normalises only the query; our attention interface takes
+  one input, so keys and values see the normalised input too.
+- Positions count back from the end of the window: with left padding the newest item always sits at
+  position `max_len`, whatever length the batch is padded to. A history padded to 50 or to 200 gives
+  the same scores, which serving relies on (it pads each batch only to its longest history).
+- The padding logit (index 0) is -inf in every score and loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.attention import build_attention
+from model.config import ModelConfig
+
+__all__ = ["LossOutput", "SASRec"]
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor  # scalar: ce + aux, what the optimiser minimises
+    ce: torch.Tensor  # scalar: next-item cross-entropy (full or sampled)
+    aux: torch.Tensor  # scalar: sum of the attention kinds' auxiliary losses (0 for softmax)
+
+
+class PointWiseFeedForward(nn.Module):
+    """SASRec's two-layer position-wise FFN (hidden size D, as in the paper), with dropout."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, config.d_model)
+        self.fc2 = nn.Linear(config.d_model, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+        return self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.ln_attn = nn.LayerNorm(config.d_model)
+        self.attn = build_attention(config)
+        self.ln_ffn = nn.LayerNorm(config.d_model)
+        self.ffn = PointWiseFeedForward(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False):
+        a = self.attn(self.ln_attn(x), valid, return_weights=return_weights)
+        x = x + self.dropout(a.out)  # (B, L, D)
+        x = x + self.ffn(self.ln_ffn(x))
+        return x * valid[..., None], a
+
+
+class SASRec(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.item_emb = nn.Embedding(config.n_items + 1, config.d_model, padding_idx=0)
+        self.pos_emb = nn.Embedding(config.max_len + 1, config.d_model, padding_idx=0)
+        self.emb_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_blocks))
+        self.ln_final = nn.LayerNorm(config.d_model)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Embeddings as in SASRec.pytorch (xavier-normal scale); linear layers keep torch's default.
+        for emb in (self.item_emb, self.pos_emb):
+            nn.init.normal_(emb.weight, std=math.sqrt(2.0 / (emb.num_embeddings + emb.embedding_dim)))
+            with torch.no_grad():
+                emb.weight[0].zero_()
+
+    # ---- trunk -------------------------------------------------------------------------------
+
+    def _embed(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if items.dim() != 2:
+            raise ValueError(f"items must be (batch, length), got shape {tuple(items.shape)}")
+        B, L = items.shape
+        if L > self.config.max_len:
+            raise ValueError(f"sequence length {L} exceeds max_len {self.config.max_len}; truncate first")
+        valid = items != 0  # (B, L)
+        # Newest item at position max_len; padding gets position 0 (a zero vector).
+        pos = torch.arange(self.config.max_len - L + 1, self.config.max_len + 1, device=items.device)
+        pos = pos.expand(B, L) * valid  # (B, L)
+        x = self.item_emb(items) * math.sqrt(self.config.d_model) + self.pos_emb(pos)  # (B, L, D)
+        x = self.emb_dropout(x) * valid[..., None]
+        return x, valid
+
+    def _trunk(self, items: torch.Tensor, return_weights: bool):
+        x, valid = self._embed(items)
+        aux = x.new_zeros(())
+        maps = []
+        for block in self.blocks:
+            x, a = block(x, valid, return_weights=return_weights)
+            if a.aux_loss is not None:
+                aux = aux + a.aux_loss
+            maps.append(a.weights)
+        hidden = self.ln_final(x) * valid[..., None]  # (B, L, D)
+        return hidden, aux, maps
+
+    def encode(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """items (B, L) long, left-padded -> (hidden (B, L, D) with padded rows zero, aux loss scalar)."""
+        hidden, aux, _ = self._trunk(items, return_weights=False)
+        return hidden, aux
+
+    def attention_maps(self, items: torch.Tensor) -> list[torch.Tensor | None]:
+        """One (B, H, L, L) map per block (None for a kind that has no maps); for tests and plots."""
+        return self._trunk(items, return_weights=True)[2]
+
+    # ---- heads -------------------------------------------------------------------------------
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) -> (..., n_items + 1) dot products with every item, padding logit -inf."""
+        logits = hidden @ self.item_emb.weight.T
+        logits[..., 0] = float("-inf")
+        return logits
+
+    def loss(self, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 0) -> LossOutput:
+        """Next-item training loss at every non-padded target position.
+
+        items, targets: (B, L) long, targets[b, t] is the item after items[b, t] (0 = no target).
+        n_negatives = 0: full softmax cross-entropy over the whole catalogue (SASRec+).
+        n_negatives > 0: sampled softmax against that many uniform negatives per position, shared
+        across the batch's positions, with accidental hits of the positive masked out.
+        """
+        if items.shape != targets.shape:
+            raise ValueError(f"items {tuple(items.shape)} and targets {tuple(targets.shape)} differ in shape")
+        hidden, aux = self.encode(items)
+        keep = targets != 0  # (B, L)
+        h = hidden[keep]  # (M, D)
+        y = targets[keep]  # (M,)
+        if h.shape[0] == 0:
+            ce = hidden.sum() * 0.0
+        elif n_negatives <= 0:
+            ce = F.cross_entropy(self._logits(h).float(), y)
+        else:
+            neg = torch.randint(1, self.config.n_items + 1, (n_negatives,), device=h.device)  # (N,)
+            w_pos = self.item_emb(y)  # (M, D)
+            pos_logit = (h * w_pos).sum(-1, keepdim=True)  # (M, 1)
+            neg_logit = h @ self.item_emb(neg).T  # (M, N)
+            neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], float("-inf"))
+            logits = torch.cat([pos_logit, neg_logit], dim=1).float()
+            ce = F.cross_entropy(logits, torch.zeros_like(y))
+        return LossOutput(total=ce + aux, ce=ce, aux=aux)
+
+    def score_last(self, items: torch.Tensor) -> torch.Tensor:
+        """items (B, L) left-padded -> (B, n_items + 1) scores of the next item, from the last position
+        only (column 0, padding, is -inf). An all-padding row scores every item 0."""
+        hidden, _ = self.encode(items)
+        return self._logits(hidden[:, -1, :])
+
+    def set_training_progress(self, progress: float) -> None:
+        """Forward training progress in [0, 1] (step / total steps) to every submodule that wants it
+        (V-GenAtt anneals its KL weight with it)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "set_training_progress"):
+                module.set_training_progress(progress)

@@ -1,0 +1,257 @@
+"""Training: SASRec+ (full cross-entropy at every position) with AdamW and early stopping on
+validation NDCG@10; reads top to bottom like nanoGPT's train.py, but as functions.
+
+    result = train(dataset, ModelConfig(n_items=...), TrainConfig(epochs=200), out_dir="runs/ml1m")
+
+Writes into `out_dir`:
+    best.pt        the best model on validation NDCG@10, with valid and test metrics (model.checkpoint)
+    last.pt        the latest epoch plus optimiser state, for `resume`
+    history.jsonl  one line per epoch: loss, validation metrics, seconds
+    metrics.json   the final validation and test metrics of best.pt
+Test metrics are computed once, on the best-validation model, after training: nothing is selected on
+the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from model.checkpoint import load_checkpoint, read_payload, save_checkpoint
+from model.config import ModelConfig
+from model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
+from model.errors import CheckpointError
+from model.evaluate import evaluate_split
+from model.inference import default_device
+from model.sasrec import SASRec
+
+__all__ = ["TrainConfig", "TrainResult", "train", "training_tensors"]
+
+log = logging.getLogger(__name__)
+
+SELECT_METRIC = "NDCG@10"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200  # upper bound; early stopping usually ends sooner
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    n_negatives: int = 0  # 0 = full cross-entropy over the catalogue; N > 0 = sampled softmax
+    patience: int = 10  # validations without a new best NDCG@10 before stopping
+    eval_every: int = 1  # epochs between validations
+    exclude_seen: bool = True  # validation/test ranking leaves out the user's own items
+    max_minutes: float | None = None  # wall-clock cap; stops before an epoch that would overrun it
+    seed: int = 42
+    device: str | None = None  # None = CUDA when available, else CPU
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    eval_batch_size: int = 512
+    grad_clip: float | None = None
+    progress: bool = True  # tqdm bar
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_path: Path
+    best_epoch: int
+    epochs_run: int
+    stopped: str  # "patience", "epochs" or "time"
+    seconds_per_epoch: float  # mean training time per epoch (validation excluded)
+    valid: dict[str, float]
+    test: dict[str, float]
+    test_other_exclusion: dict[str, float]  # test under the other exclude_seen setting
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def training_tensors(split: Split, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One window per user: the newest max_len + 1 training items, as (inputs, targets) (U, max_len),
+    left-padded; targets[t] is the item after inputs[t]. Users with < 2 training items are dropped."""
+    windows = [s[-(max_len + 1):] for s in split.train if len(s) >= 2]
+    inputs = pad_left([w[:-1] for w in windows], max_len)
+    targets = pad_left([w[1:] for w in windows], max_len)
+    return inputs, targets
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def _validate(model: SASRec, split: Split, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    return evaluate_split(model, split, "valid", ks=(10,), exclude_seen=cfg.exclude_seen,
+                          batch_size=cfg.eval_batch_size, device=device)
+
+
+def train(
+    dataset: SequenceDataset,
+    model_config: ModelConfig | None,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: str | Path | None = None,
+    **model_overrides: Any,
+) -> TrainResult:
+    """Train on `dataset`'s leave-one-out training part. `model_config` may be None: then it is
+    ModelConfig(n_items=<catalogue size>, **model_overrides). With `resume` (a last.pt), the model,
+    item map, optimiser and counters continue from that file."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _seed_everything(cfg.seed)
+    device = torch.device(cfg.device) if cfg.device else default_device()
+
+    # ---- data and model ------------------------------------------------------------------------
+    state: dict[str, Any] = {}
+    if resume is not None:
+        ckpt = load_checkpoint(resume, device=device)
+        state = ckpt.extra.get("resume") or {}
+        if not state:
+            raise CheckpointError(f"{resume}: no training state to resume from (use a last.pt)")
+        if ckpt.data_fingerprint != dataset.fingerprint():
+            log.warning("resuming on different data: fingerprint %s, checkpoint has %s",
+                        dataset.fingerprint(), ckpt.data_fingerprint)
+        item_map, model, model_config = ckpt.item_map, ckpt.model, ckpt.config
+    else:
+        item_map = ItemMap.from_items(dataset.item_ids())
+        if model_config is None:
+            model_config = ModelConfig(n_items=len(item_map), **model_overrides)
+        if model_config.n_items != len(item_map):
+            model_config = replace(model_config, n_items=len(item_map))
+        model = SASRec(model_config).to(device)
+    split = leave_one_out(dataset, item_map)
+    inputs, targets = training_tensors(split, model_config.max_len)
+    popularity = [0] * (len(item_map) + 1)
+    for seq in split.train:
+        for i in seq:
+            popularity[i] += 1
+    fingerprint = dataset.fingerprint()
+    categories = item_categories(dataset, item_map)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("%s: %d users (%d training windows), %d items, %d parameters, device %s",
+             dataset.name, len(dataset.users), inputs.shape[0], len(item_map), n_params, device)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    start_epoch = int(state.get("epoch", 0))
+    best_score = float(state.get("best_score", -1.0))
+    best_epoch = int(state.get("best_epoch", 0))
+    bad_evals = int(state.get("bad_evals", 0))
+    history: list[dict[str, Any]] = list(state.get("history", []))
+    train_seconds = float(state.get("train_seconds", 0.0))
+
+    steps_per_epoch = math.ceil(inputs.shape[0] / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
+    common = dict(data_fingerprint=fingerprint, item_popularity=popularity)
+    started = time.monotonic()
+    stopped = "epochs"
+
+    # ---- loop ----------------------------------------------------------------------------------
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        epoch_started = time.monotonic()
+        model.train()
+        order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not cfg.progress,
+                   leave=False, mininterval=5.0, dynamic_ncols=True)
+        loss_sum = aux_sum = 0.0
+        for step in bar:
+            rows = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x, y = inputs[rows].to(device), targets[rows].to(device)
+            # Trim the all-padding left columns of this batch (positions count from the right).
+            width = int((x != 0).sum(dim=1).max())
+            x, y = x[:, -width:], y[:, -width:]
+            model.set_training_progress(((epoch - 1) * steps_per_epoch + step) / total_steps)
+            with _autocast(device, cfg.amp):
+                out = model.loss(x, y, n_negatives=cfg.n_negatives)
+            optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_sum += float(out.ce)
+            aux_sum += float(out.aux)
+            bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", best=f"{max(best_score, 0):.4f}")
+        bar.close()
+        epoch_seconds = time.monotonic() - epoch_started
+        train_seconds += epoch_seconds
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / steps_per_epoch,
+                                  "aux": aux_sum / steps_per_epoch, "train_seconds": round(epoch_seconds, 2)}
+
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            valid = _validate(model, split, cfg, device)
+            record.update({f"valid_{k}": v for k, v in valid.items() if "@" in k})
+            score = valid[SELECT_METRIC]
+            if score > best_score:
+                best_score, best_epoch, bad_evals = score, epoch, 0
+                save_checkpoint(best_path, model, item_map, metrics={"valid": valid},
+                                extra={"epoch": epoch, "train_config": cfg.to_dict(), "dataset": dataset.name},
+                                **common)
+            else:
+                bad_evals += 1
+        history.append(record)
+        log.info("epoch %d: loss %.4f, valid %s %.4f (best %.4f @ %d), %.1fs", epoch, record["loss"],
+                 SELECT_METRIC, record.get(f"valid_{SELECT_METRIC}", float("nan")), best_score, best_epoch,
+                 epoch_seconds)
+        with open(out_dir / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        resume_state = {"epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
+                        "bad_evals": bad_evals, "history": history, "train_seconds": train_seconds,
+                        "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "train_config": cfg.to_dict()}
+        save_checkpoint(last_path, model, item_map, metrics={}, extra={"resume": resume_state}, **common)
+
+        if bad_evals >= cfg.patience:
+            stopped = "patience"
+            break
+        elapsed_min = (time.monotonic() - started) / 60
+        per_epoch_min = (time.monotonic() - started) / 60 / (epoch - start_epoch)
+        if cfg.max_minutes is not None and elapsed_min + per_epoch_min > cfg.max_minutes:
+            stopped = "time"
+            log.info("stopping: another epoch would pass --max-minutes %.1f", cfg.max_minutes)
+            break
+
+    # ---- final evaluation of the best model ----------------------------------------------------
+    if not best_path.exists():
+        raise RuntimeError("training ended before any validation; raise epochs or lower eval_every")
+    best = load_checkpoint(best_path, device=device)
+    kw = dict(categories=categories, batch_size=cfg.eval_batch_size, device=device)
+    valid = evaluate_split(best.model, split, "valid", exclude_seen=cfg.exclude_seen, **kw)
+    test = evaluate_split(best.model, split, "test", exclude_seen=cfg.exclude_seen, **kw)
+    test_other = evaluate_split(best.model, split, "test", exclude_seen=not cfg.exclude_seen, **kw)
+    epochs_run = epoch
+    seconds_per_epoch = train_seconds / max(epochs_run, 1)
+    metrics = {"valid": valid, "test": test, "test_other_exclusion": test_other,
+               "best_epoch": best_epoch, "epochs_run": epochs_run, "stopped": stopped,
+               "seconds_per_epoch": seconds_per_epoch}
+    payload_extra = read_payload(best_path).get("extra", {})
+    save_checkpoint(best_path, best.model, item_map, metrics=metrics, extra=payload_extra, **common)
+    with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
+        json.dump({"dataset": dataset.name, "data_fingerprint": fingerprint, "model_config": model_config.to_dict(),
+                   "train_config": cfg.to_dict(), **metrics}, f, indent=2)
+    log.info("done (%s): best epoch %d of %d, test %s %.4f", stopped, best_epoch, epochs_run,
+             SELECT_METRIC, test[SELECT_METRIC])
+    return TrainResult(out_dir=out_dir, best_path=best_path, best_epoch=best_epoch, epochs_run=epochs_run,
+                       stopped=stopped, seconds_per_epoch=seconds_per_epoch, valid=valid, test=test,
+                       test_other_exclusion=test_other, history=history)
