@@ -25,10 +25,11 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from pipeline.cli import kafka_cmd
+    from pipeline.cli import kafka_cmd, models_cmd
     from pipeline.cli import model_cmd
 
     cli.add_command(kafka_cmd.kafka)
+    cli.add_command(models_cmd.models)
     cli.add_command(model_cmd.train)
     cli.add_command(model_cmd.evaluate)
 

@@ -1,0 +1,82 @@
+"""`seqrec models ...`: look into the model store, publish, promote and roll back versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.model_store import DirectoryModelStore
+
+store_option = click.option(
+    "--store",
+    "store_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    envvar="SEQREC_MODEL_STORE",
+    help="Model store directory (env SEQREC_MODEL_STORE).",
+)
+
+
+@click.group()
+def models() -> None:
+    """Inspect and manage the versioned model store the workers serve from."""
+
+
+@models.command("list")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_versions(store_dir: Path, as_json: bool) -> None:
+    """List stored versions, oldest first; `*` marks the serving one."""
+    store = DirectoryModelStore(store_dir)
+    latest = store.latest()
+    rows = store.versions()
+    if as_json:
+        click.echo(json.dumps([{"version": r.version, "serving": r.version == latest, "attention": r.attention,
+                                "n_items": r.n_items, "created_at": r.created_at, "metrics": r.metrics} for r in rows]))
+        return
+    if not rows:
+        click.echo(f"no versions in {store_dir}")
+        return
+    for r in rows:
+        ndcg = r.metrics.get("valid", {}).get("ndcg@10") if isinstance(r.metrics.get("valid"), dict) else None
+        quality = f"  valid NDCG@10 {ndcg:.4f}" if isinstance(ndcg, float) else ""
+        click.echo(f"{'*' if r.version == latest else ' '} {r.version}  {r.attention:8s} {r.n_items:>7d} items{quality}")
+
+
+@models.command()
+@store_option
+@click.argument("version")
+def show(store_dir: Path, version: str) -> None:
+    """Show one version's configuration summary and metrics."""
+    info = DirectoryModelStore(store_dir).info(version)
+    click.echo(json.dumps({"version": info.version, "created_at": info.created_at, "attention": info.attention,
+                           "n_items": info.n_items, "metrics": info.metrics, "path": str(info.path)}, indent=2))
+
+
+@models.command()
+@store_option
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-promote", is_flag=True, help="Store it without making it the serving version.")
+def publish(store_dir: Path, checkpoint: Path, no_promote: bool) -> None:
+    """Copy a checkpoint into the store and (by default) make it the serving version."""
+    version = DirectoryModelStore(store_dir).publish(checkpoint, promote=not no_promote)
+    click.echo(version)
+
+
+@models.command()
+@store_option
+@click.argument("version")
+def promote(store_dir: Path, version: str) -> None:
+    """Make a stored version the serving one; running workers hot-swap to it."""
+    DirectoryModelStore(store_dir).promote(version)
+    click.echo(f"serving {version}")
+
+
+@models.command()
+@store_option
+def rollback(store_dir: Path) -> None:
+    """Serve the previously promoted version again."""
+    click.echo(f"serving {DirectoryModelStore(store_dir).rollback()}")

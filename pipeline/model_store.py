@@ -1,0 +1,156 @@
+"""The model store: versioned checkpoints, a `latest` pointer, promotion history and retention.
+
+`ModelStore` is the small interface the retrain job, the workers and the CLI use; an object
+store could implement it later. `DirectoryModelStore` keeps it in one directory (a shared volume
+between the retrain job and the workers):
+
+    <root>/versions/<version>.pt   checkpoints, named by the version inside them
+    <root>/history.json            versions in the order they were promoted; the last one serves
+    <root>/LATEST                  the serving version (a one-line copy of history's last entry,
+                                   so a watcher can poll a few bytes)
+
+Every write goes to a temp file, is fsynced and renamed into place, so a reader never sees a
+half-written checkpoint or pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from model.checkpoint import read_payload
+from model.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    created_at: str
+    attention: str
+    n_items: int
+    metrics: dict[str, Any]
+    path: Path
+
+
+class ModelStore(Protocol):
+    def publish(self, checkpoint: Path, promote: bool = True) -> str: ...
+    def versions(self) -> list[VersionInfo]: ...
+    def info(self, version: str) -> VersionInfo: ...
+    def latest(self) -> str | None: ...
+    def checkpoint_path(self, version: str) -> Path: ...
+    def promote(self, version: str) -> None: ...
+    def rollback(self) -> str: ...
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DirectoryModelStore:
+    def __init__(self, root: str | Path, keep: int = 5) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.root = Path(root)
+        self.keep = keep
+        self.versions_dir = self.root / "versions"
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- reading ---------------------------------------------------------------------------
+    def checkpoint_path(self, version: str) -> Path:
+        path = self.versions_dir / f"{version}.pt"
+        if "/" in version or not path.is_file():
+            raise CheckpointError(f"no version {version!r} in the model store {self.root}")
+        return path
+
+    def info(self, version: str) -> VersionInfo:
+        path = self.checkpoint_path(version)
+        payload = read_payload(path)
+        config = payload.get("config") or {}
+        return VersionInfo(
+            version=version,
+            created_at=str(payload.get("created_at", "")),
+            attention=str(config.get("attention", "?")),
+            n_items=int(config.get("n_items", 0)),
+            metrics=dict(payload.get("metrics") or {}),
+            path=path,
+        )
+
+    def versions(self) -> list[VersionInfo]:
+        """All stored versions, in the order they were published."""
+        return [self.info(p.stem) for p in self._stored_by_age()]
+
+    def _stored_by_age(self) -> list[Path]:
+        # Publish order, not name order: two versions saved in one second differ only by hash.
+        return sorted(self.versions_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime_ns)
+
+    def history(self) -> list[str]:
+        path = self.root / "history.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def latest(self) -> str | None:
+        path = self.root / "LATEST"
+        if not path.exists():
+            return None
+        return path.read_text().strip() or None
+
+    # -- writing ---------------------------------------------------------------------------
+    def publish(self, checkpoint: str | Path, promote: bool = True) -> str:
+        """Copy a checkpoint into the store (after checking it reads) and, by default, promote it."""
+        payload = read_payload(checkpoint)  # refuses corrupt or foreign files before they enter
+        version = payload.get("version")
+        if not isinstance(version, str) or not version:
+            raise CheckpointError(f"{checkpoint}: checkpoint has no version")
+        target = self.versions_dir / f"{version}.pt"
+        if not target.exists():
+            with open(checkpoint, "rb") as src:
+                _write_atomically(target, src.read())
+        log.info("published version %s to %s", version, self.root)
+        if promote:
+            self.promote(version)
+        return version
+
+    def promote(self, version: str) -> None:
+        self.checkpoint_path(version)  # must exist
+        history = [v for v in self.history() if v != version] + [version]
+        self._set_history(history)
+        self._prune()
+
+    def rollback(self) -> str:
+        """Serve the previously promoted version again; returns it."""
+        history = [v for v in self.history() if (self.versions_dir / f"{v}.pt").is_file()]
+        if len(history) < 2:
+            raise CheckpointError("nothing to roll back to: fewer than two promoted versions are stored")
+        rolled_back = history.pop()
+        self._set_history(history)
+        log.info("rolled back from %s to %s", rolled_back, history[-1])
+        return history[-1]
+
+    def _set_history(self, history: list[str]) -> None:
+        _write_atomically(self.root / "history.json", json.dumps(history).encode())
+        _write_atomically(self.root / "LATEST", f"{history[-1]}\n".encode() if history else b"")
+
+    def _prune(self) -> None:
+        """Keep the newest `keep` checkpoints, and always every version the last `keep`
+        promotions name, so rollback has something to go back to."""
+        protected = set(self.history()[-self.keep:])
+        stored = self._stored_by_age()
+        for path in stored[: max(0, len(stored) - self.keep)]:
+            if path.stem not in protected:
+                path.unlink(missing_ok=True)
+                log.info("retention: removed version %s", path.stem)
