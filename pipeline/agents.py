@@ -1,0 +1,264 @@
+"""Agents: the path of a click, wired — source → state → batcher → runner → sink → ack.
+
+`ClickPipeline` holds the stages' logic with no Kafka in it (tests drive it with a dict table
+and in-memory topics); `wire()` attaches it to a Faust app: the clicks topic, the history
+table, one agent, the web pages and a timer for lag and readiness.
+
+Delivery (at-least-once): the agent iterates `stream.noack()`, so Faust does not ack an event
+when the loop moves on. Each click is acked only in `handle_batch`, after the broker has
+confirmed its recommendation (or its dead letter); Faust commits an offset only once every
+event up to it is acked. A crash between the two replays the click (same event_id), and the
+history's offset guard keeps the replayed click from entering the history twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from pipeline.batcher import BatchPolicy, MicroBatcher
+from pipeline.metrics import Health, Metrics
+from pipeline.runner import Runner
+from pipeline.settings import Settings
+from pipeline.sink import Sink, dead_letter_record, recommendation_record
+from pipeline.source import INFERENCE_FAILED, ClickEvent, Rejection, SourceLimits, decode_click
+from pipeline.state import update_history
+
+log = logging.getLogger(__name__)
+
+@dataclass(slots=True)
+class Request:
+    """One message taken from the clicks topic, waiting in the batcher for its answer."""
+
+    click: ClickEvent | None  # None: it goes to the dead-letter topic instead
+    history: tuple[str, ...]  # the user's items after this click, oldest first
+    received: float  # time.monotonic() when it was taken from the stream
+    produced_ms: int | None  # the message's Kafka timestamp (ms), for end-to-end latency
+    handle: Any  # what `ack` takes (the Faust event)
+    value: bytes | None
+    key: bytes | None
+    source: tuple[str, int, int]  # topic, partition, offset
+    dead_letter: dict[str, Any] | None = None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ClickPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: Runner,
+        sink: Sink,
+        table: MutableMapping[str, Any],
+        ack: Callable[[Any], Awaitable[Any]],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.runner = runner
+        self.sink = sink
+        self.table = table
+        self.ack = ack
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.history_len = settings.store.history_len
+        self.session_gap_ms = int(settings.store.session_gap_s * 1000)
+        serving = settings.serving
+        self.limits = SourceLimits(
+            max_payload_bytes=serving.max_payload_bytes,
+            min_timestamp_ms=serving.min_timestamp_ms,
+            max_future_skew_ms=int(serving.max_future_skew_s * 1000),
+        )
+        b = settings.batching
+        self.batcher: MicroBatcher[Request] = MicroBatcher(
+            self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
+        )
+        self.positions: dict[int, int] = {}  # clicks partition → last offset taken
+
+    async def accept(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_s: float | None,
+        handle: Any,
+    ) -> None:
+        """One message from the clicks topic: validate, update the history, queue for scoring.
+
+        Must run inside Faust's stream iteration (the table write needs the current event).
+        """
+        received = time.monotonic()
+        self.metrics.events_in.inc()
+        self.positions[partition] = offset
+        produced_ms = int(timestamp_s * 1000) if timestamp_s else None
+        result = decode_click(value, key, now_ms=_now_ms(), limits=self.limits)
+        if isinstance(result, Rejection):
+            letter = dead_letter_record(
+                value, key, result, topic=topic, partition=partition, offset=offset,
+                failed_at_ms=_now_ms(),
+            )
+            log.info("dead letter: reason=%s partition=%d offset=%d error=%s",
+                     result.reason, partition, offset, result.error)
+            source = (topic, partition, offset)
+            await self.batcher.put(
+                Request(None, (), received, produced_ms, handle, value, key, source, letter)
+            )
+            return
+        state, applied = update_history(
+            self.table, result, offset, history_len=self.history_len, session_gap_ms=self.session_gap_ms
+        )
+        if not applied:
+            self.metrics.replayed.inc()
+        await self.batcher.put(
+            Request(result, state.items, received, produced_ms, handle, value, key, (topic, partition, offset))
+        )
+
+    async def handle_batch(self, batch: list[Request]) -> None:
+        """Score the batch's clicks in one forward pass, produce every answer, then ack."""
+        m = self.metrics
+        clicks = [r for r in batch if r.click is not None]
+        pending: list[Awaitable[Any]] = []
+        if clicks:
+            m.batch_size.observe(len(clicks))
+            started = time.perf_counter()
+            try:
+                version, answers = await self.runner.score([r.history for r in clicks])
+            except Exception as exc:  # a model failure must not stop the worker: dead-letter them
+                log.exception("inference failed for a batch of %d clicks", len(clicks))
+                for r in clicks:
+                    r.dead_letter = _inference_failure(r, exc)
+                    r.click = None
+                clicks = []
+            else:
+                m.inference_seconds.observe(time.perf_counter() - started)
+            done = time.monotonic()
+            now_ms = _now_ms()
+            for r, items in zip(clicks, answers if clicks else ()):
+                latency_s = done - r.received
+                record = recommendation_record(
+                    r.click, items, model_version=version, produced_at_ms=now_ms,
+                    latency_ms=latency_s * 1000,
+                )
+                pending.append(await self.sink.send_recommendation(record))
+                m.worker_seconds.observe(latency_s)
+                if r.produced_ms is not None:
+                    m.end_to_end_seconds.observe(max(now_ms - r.produced_ms, 0) / 1000)
+        letters = [r for r in batch if r.dead_letter is not None]
+        for r in letters:
+            pending.append(await self.sink.send_dead_letter(r.dead_letter, r.key))
+        if pending:
+            await asyncio.gather(*pending)  # the broker has every answer: now the clicks may be acked
+        m.recommendations_out.inc(len(clicks))
+        for r in letters:
+            m.dead_letters.labels(r.dead_letter["reason"]).inc()
+        for r in batch:
+            await self.ack(r.handle)
+        m.pending.set(self.batcher.pending - len(batch))
+
+
+def _inference_failure(request: Request, exc: Exception) -> dict[str, Any]:
+    topic, partition, offset = request.source
+    return dead_letter_record(
+        request.value, request.key, Rejection(INFERENCE_FAILED, f"{type(exc).__name__}: {exc}"),
+        topic=topic, partition=partition, offset=offset, failed_at_ms=_now_ms(),
+    )
+
+
+def wire(app: Any, settings: Settings, runner: Runner, metrics: Metrics, health: Health) -> Any:
+    """Attach the clicks agent, the history table, web pages and timers to a Faust app."""
+    k = settings.kafka
+    clicks = app.topic(
+        k.clicks_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
+    )
+    recommendations = app.topic(
+        k.recommendations_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
+    )
+    dead_letters = app.topic(
+        k.dead_letter_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
+    )
+    table = app.Table(
+        settings.table_name,
+        default=None,
+        partitions=k.partitions,
+        key_serializer="json",
+        value_serializer="json",
+        options={"block_cache_size": settings.store.block_cache_mib * 2**20},
+    )
+    sink = Sink(recommendations, dead_letters)
+    metrics.set_model_version(runner.version)
+
+    @app.agent(clicks, concurrency=1, name="serve_clicks")
+    async def serve_clicks(stream: Any) -> None:
+        events = stream.noack()
+        pipeline = ClickPipeline(settings, runner, sink, table, events.ack, metrics)
+        app.seqrec_pipeline = pipeline  # for the lag timer
+        flusher = asyncio.ensure_future(pipeline.batcher.run())
+        try:
+            async for event in events.events():
+                if flusher.done():  # the batch task died: stop, so the clicks are redelivered
+                    flusher.result()
+                msg = event.message
+                await pipeline.accept(
+                    msg.value, msg.key, topic=msg.topic, partition=msg.partition,
+                    offset=msg.offset, timestamp_s=msg.timestamp, handle=event,
+                )
+        finally:
+            flusher.cancel()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        refresh_health(app, health, metrics)
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz_page(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        refresh_health(app, health, metrics)
+        return web.json(health.as_dict(), status=200 if health.ready else 503)
+
+    @app.timer(2.0)
+    async def observe() -> None:
+        refresh_health(app, health, metrics)
+        update_lag(app, k.clicks_topic, metrics)
+
+    return serve_clicks
+
+
+def refresh_health(app: Any, health: Health, metrics: Metrics) -> None:
+    recovery = app.tables.recovery
+    health.recovered = recovery.completed.is_set() and not recovery.in_recovery
+    health.rebalancing = bool(app.rebalancing)
+    health.detail = "ready" if health.ready else (
+        "loading model" if not health.model_loaded
+        else "rebalancing" if health.rebalancing else "recovering table"
+    )
+    metrics.ready.set(1 if health.ready else 0)
+
+
+def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
+    pipeline = getattr(app, "seqrec_pipeline", None)
+    positions = pipeline.positions if pipeline is not None else {}
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # consumer not started yet
+        return
+    for tp in assignment:
+        if tp.topic != clicks_topic:
+            continue
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or highwater < 0:
+            continue
+        taken = positions.get(tp.partition)
+        lag = highwater - (taken + 1) if taken is not None else highwater
+        metrics.consumer_lag.labels(str(tp.partition)).set(max(lag, 0))
+
+
+__all__ = ["ClickPipeline", "refresh_health", "update_lag", "wire"]

@@ -1,0 +1,100 @@
+"""Metrics and health: Prometheus series of the worker and its readiness.
+
+Served by the Faust web server of each worker (pipeline/agents.py wires the pages):
+    GET /metrics   Prometheus text format
+    GET /healthz   200 while the process runs (liveness)
+    GET /ready     200 only after the model is loaded and table recovery is done, else 503
+
+Every metric lives in the worker's own `CollectorRegistry`, so tests and benchmarks can make
+several `Metrics` in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from pipeline.source import REASONS
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("seqrec_events_in", "Messages taken from the clicks topic.", registry=r)
+        self.recommendations_out = Counter(
+            "seqrec_recommendations_out", "Recommendations acknowledged by the broker.", registry=r
+        )
+        self.dead_letters = Counter(
+            "seqrec_dead_letters", "Clicks sent to the dead-letter topic, by reason.", ["reason"], registry=r
+        )
+        for reason in REASONS:  # export zeros, so a dashboard sees every reason from the start
+            self.dead_letters.labels(reason)
+        self.replayed = Counter(
+            "seqrec_replayed_clicks",
+            "Clicks seen again after a restart or rebalance (already in the history; answered again).",
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "seqrec_batch_size", "Clicks per inference batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.inference_seconds = Histogram(
+            "seqrec_inference_seconds", "One batched forward pass, top-K included.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.worker_seconds = Histogram(
+            "seqrec_worker_latency_seconds",
+            "Click taken from the stream until its recommendation was handed to the producer.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "seqrec_end_to_end_seconds",
+            "Click's Kafka timestamp until its recommendation was handed to the producer.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "seqrec_consumer_lag", "Messages behind the partition's end, per clicks partition.",
+            ["partition"], registry=r,
+        )
+        self.pending = Gauge("seqrec_pending_clicks", "Clicks accepted and not yet answered.", registry=r)
+        self.model_version = Gauge(
+            "seqrec_model_version_info", "The model version being served (value 1).", ["version"], registry=r
+        )
+        self.ready = Gauge("seqrec_ready", "1 when the worker is ready to serve.", registry=r)
+
+    def set_model_version(self, version: str) -> None:
+        self.model_version.clear()
+        self.model_version.labels(version).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass
+class Health:
+    """Readiness: the model is loaded and the table has recovered its partitions."""
+
+    model_loaded: bool = False
+    recovered: bool = False
+    rebalancing: bool = False
+    detail: str = "starting"
+
+    @property
+    def ready(self) -> bool:
+        return self.model_loaded and self.recovered and not self.rebalancing
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ready": self.ready,
+            "model_loaded": self.model_loaded,
+            "recovered": self.recovered,
+            "rebalancing": self.rebalancing,
+            "detail": self.detail,
+        }
+
+
+__all__ = ["Health", "Metrics"]

@@ -1,0 +1,60 @@
+"""Runner: scores a batch of histories with the live model, off the event loop.
+
+The live model sits behind one reference (`Runner.model`). Each batch reads that reference once,
+so a whole batch is answered by one model and tagged with its version; `swap(new)` rebinds it
+(one attribute store, atomic under the GIL) and the batch in flight finishes on the old one.
+The forward pass runs in a worker thread (`asyncio.to_thread`) so Faust's event loop keeps
+consuming, committing and heartbeating while torch works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Protocol, Sequence
+
+
+class RecommenderLike(Protocol):
+    """What the runner needs from `model.inference.Recommender`."""
+
+    version: str
+
+    def recommend(
+        self, histories: Sequence[Sequence[str]], k: int = 10, exclude_seen: bool = True
+    ) -> list[list[tuple[str, float]]]: ...
+
+
+def load_recommender(path: Path | str, device: str | None = None) -> RecommenderLike:
+    """Load a checkpoint with the model package's batched inference API."""
+    from model.inference import Recommender
+
+    return Recommender.from_checkpoint(path, device=device)
+
+
+class Runner:
+    def __init__(self, model: RecommenderLike, *, top_k: int = 10, exclude_seen: bool = True) -> None:
+        self.model = model
+        self.top_k = top_k
+        self.exclude_seen = exclude_seen
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def swap(self, new: RecommenderLike) -> RecommenderLike:
+        """Serve `new` from the next batch on; return the model it replaced."""
+        old, self.model = self.model, new
+        return old
+
+    async def score(
+        self, histories: Sequence[Sequence[str]]
+    ) -> tuple[str, list[list[tuple[str, float]]]]:
+        """(model version, top-K per history) for one batch, computed in a worker thread."""
+        model = self.model  # read once: the batch is answered by one model
+        results = await asyncio.to_thread(model.recommend, histories, self.top_k, self.exclude_seen)
+        if len(results) != len(histories):
+            raise RuntimeError(f"model answered {len(results)} of {len(histories)} histories")
+        return model.version, results
+
+
+__all__ = ["RecommenderLike", "Runner", "load_recommender"]

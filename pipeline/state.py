@@ -1,0 +1,149 @@
+"""State: each user's last N items and current session, kept in a Faust table (RocksDB, backed
+by a compacted changelog topic) keyed by user id.
+
+The table value is a plain JSON dict (`UserHistory.to_dict()`), and every update writes a *new*
+value back (`table[user] = ...`): Faust publishes a change to the changelog only on assignment,
+so a list changed in place would be lost at the next recovery.
+
+A click replayed after a crash (at-least-once) must not enter the history twice: the value keeps
+the source offset of the last click applied, and a click at or below it is not applied again
+(a user's clicks all live in one partition, in offset order).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipeline.source import ClickEvent
+
+
+@dataclass(frozen=True, slots=True)
+class UserHistory:
+    items: tuple[str, ...] = ()  # the last N item ids, oldest first
+    last_ts: int = 0  # newest event time seen (ms)
+    session_id: str = ""  # the client's session id, or "<user>#<n>" when it sends none
+    session_start: int = 0  # event time of the current session's first click (ms)
+    session_index: int = 0  # sessions so far, counting from 1
+    session_len: int = 0  # clicks in the current session
+    offset: int = -1  # source offset of the last click applied (replay guard)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": list(self.items),
+            "last_ts": self.last_ts,
+            "session_id": self.session_id,
+            "session_start": self.session_start,
+            "session_index": self.session_index,
+            "session_len": self.session_len,
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UserHistory":
+        return cls(
+            items=tuple(data["items"]),
+            last_ts=data["last_ts"],
+            session_id=data["session_id"],
+            session_start=data["session_start"],
+            session_index=data["session_index"],
+            session_len=data["session_len"],
+            offset=data["offset"],
+        )
+
+
+def apply_click(
+    state: UserHistory | None,
+    click: ClickEvent,
+    offset: int,
+    *,
+    history_len: int,
+    session_gap_ms: int,
+) -> UserHistory | None:
+    """The user's state after `click` (at source `offset`), or None when it was applied before.
+
+    A new session starts with the user's first click, when the client's session id changes, or
+    after `session_gap_ms` without clicks. Out-of-order clicks are appended in arrival order
+    and never move `last_ts` backwards.
+    """
+    if state is not None and offset <= state.offset:
+        return None
+    if state is None:
+        state = UserHistory()
+        new_session = True
+    elif click.session_id is not None and click.session_id != state.session_id:
+        new_session = True
+    else:
+        new_session = click.timestamp - state.last_ts > session_gap_ms
+    items = (state.items + (click.item_id,))[-history_len:]
+    if new_session:
+        index = state.session_index + 1
+        return UserHistory(
+            items=items,
+            last_ts=max(state.last_ts, click.timestamp),
+            session_id=click.session_id or f"{click.user_id}#{index}",
+            session_start=click.timestamp,
+            session_index=index,
+            session_len=1,
+            offset=offset,
+        )
+    return UserHistory(
+        items=items,
+        last_ts=max(state.last_ts, click.timestamp),
+        session_id=state.session_id,
+        session_start=state.session_start,
+        session_index=state.session_index,
+        session_len=state.session_len + 1,
+        offset=offset,
+    )
+
+
+def update_history(
+    table: MutableMapping[str, Any],
+    click: ClickEvent,
+    offset: int,
+    *,
+    history_len: int,
+    session_gap_ms: int,
+) -> tuple[UserHistory, bool]:
+    """Apply `click` to `table[user]`, write the new value back; return (state, applied).
+
+    `table` is the Faust table inside the worker (or a dict in tests). A replayed click
+    (applied=False) leaves the table untouched and returns the current state.
+    """
+    raw = table.get(click.user_id)
+    state = UserHistory.from_dict(raw) if raw is not None else None
+    new = apply_click(state, click, offset, history_len=history_len, session_gap_ms=session_gap_ms)
+    if new is None:
+        return state if state is not None else UserHistory(), False
+    table[click.user_id] = new.to_dict()
+    return new, True
+
+
+_FAUST_OFFSET_KEY = b"__faust\x00offset__"
+
+
+def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, str, UserHistory]]:
+    """(partition, user, state) for every user in a stopped worker's RocksDB table files.
+
+    Debugging and tests only: opens each `<table>-<partition>.db` under `datadir` read-only.
+    Standby copies of other workers' partitions are included when the worker kept any.
+    """
+    from rocksdict import AccessType, Options, Rdict
+
+    for path in sorted(Path(datadir).rglob(f"{table_name}-*.db")):
+        partition = int(path.name[len(table_name) + 1 : -len(".db")])
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only(False))
+        try:
+            for key, value in db.items():
+                if key == _FAUST_OFFSET_KEY:
+                    continue
+                yield partition, json.loads(key), UserHistory.from_dict(json.loads(value))
+        finally:
+            db.close()
+
+
+__all__ = ["UserHistory", "apply_click", "iter_rocksdb_table", "update_history"]

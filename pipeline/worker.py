@@ -1,0 +1,73 @@
+"""Run one streaming worker: load the model, declare the topics, build and wire the app, and
+hand the loop to Faust's Worker (which handles SIGTERM/SIGINT as a graceful shutdown)."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.app import build_app
+from pipeline.agents import wire
+from pipeline.errors import BrokerError, SeqrecError
+from pipeline.metrics import Health, Metrics
+from pipeline.runner import Runner, load_recommender
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create the clicks, recommendations and dead-letter topics if missing (same partition
+    count), instead of relying on the broker's auto-creation with its defaults."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    k = settings.kafka
+    names = [k.clicks_topic, k.recommendations_topic, k.dead_letter_topic]
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=k.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {k.bootstrap_servers}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            spec = {"num_partitions": k.partitions, "replication_factor": k.replication_factor}
+            try:
+                admin.create_topics({n: dict(spec) for n in missing})
+            except TopicAlreadyExistsError:  # another worker created it first
+                pass
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics {names}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
+    """Serve until stopped. Blocks; exits the process through Faust's Worker."""
+    from faust.worker import Worker
+
+    if settings.serving.checkpoint is None:
+        raise SeqrecError("no checkpoint: pass --checkpoint or set SEQREC_SERVING__CHECKPOINT")
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    health = Health()
+    metrics = Metrics()
+    model = load_recommender(settings.serving.checkpoint, settings.serving.device)
+    health.model_loaded = True
+    log.info("model loaded: version=%s checkpoint=%s", model.version, settings.serving.checkpoint)
+    runner = Runner(model, top_k=settings.serving.top_k, exclude_seen=settings.serving.exclude_seen)
+    ensure_topics(settings)
+    app = build_app(settings)
+    wire(app, settings, runner, metrics, health)
+    app.seqrec_runner = runner  # the hot-swap timer (a later issue) swaps through this
+    worker = Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
+
+
+__all__ = ["ensure_topics", "run_worker"]

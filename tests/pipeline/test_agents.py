@@ -1,0 +1,126 @@
+"""The click path without Kafka: ClickPipeline with a dict table and in-memory topics."""
+
+import asyncio
+import time
+import json
+
+import schemas
+from pipeline.agents import ClickPipeline
+from pipeline.metrics import Metrics
+from pipeline.runner import Runner
+from pipeline.settings import Settings
+from pipeline.sink import MemoryTopic, Sink
+
+NOW_S = int(time.time())
+
+
+class FakeModel:
+    def __init__(self, version="v1", fail=False):
+        self.version = version
+        self.fail = fail
+        self.batches = []
+
+    def recommend(self, histories, k=10, exclude_seen=True):
+        if self.fail:
+            raise RuntimeError("cuda on fire")
+        self.batches.append([list(h) for h in histories])
+        return [[(f"next-{h[-1]}", 1.0)][:k] for h in histories]
+
+
+def click(event_id, user, item, ts_ms=NOW_S * 1000):
+    return json.dumps({"event_id": event_id, "user_id": user, "item_id": item, "timestamp": ts_ms}).encode()
+
+
+def make(model, **batching):
+    settings = Settings(batching={"max_size": 4, "max_wait_ms": 1, **batching}, store={"history_len": 3})
+    acked = []
+
+    async def ack(handle):
+        acked.append(handle)
+
+    recs, dlq = MemoryTopic(), MemoryTopic()
+    table = {}
+    metrics = Metrics()
+    pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, ack, metrics)
+    return pipe, table, recs, dlq, acked, metrics
+
+
+async def feed(pipe, messages):
+    task = asyncio.create_task(pipe.batcher.run())
+    for offset, (key, value) in enumerate(messages):
+        await pipe.accept(value, key, topic="clicks", partition=0, offset=offset, timestamp_s=NOW_S, handle=offset)
+    await asyncio.wait_for(pipe.batcher.wait_idle(), 5)
+    task.cancel()
+
+
+def test_every_click_answered_bad_ones_dead_lettered_all_acked():
+    model = FakeModel()
+    pipe, table, recs, dlq, acked, metrics = make(model)
+    messages = [
+        (b"u1", click("e0", "u1", "a")),
+        (b"u1", b"\xff\x00garbage"),
+        (b"u2", click("e1", "u2", "x")),
+        (b"u1", click("e2", "u1", "b")),
+        (b"u1", b'{"event_id": "e3"'),
+        (b"u1", click("e4", "u1", "c")),
+        (b"u1", click("e5", "u1", "d")),
+    ]
+    asyncio.run(feed(pipe, messages))
+
+    answers = recs.decoded()
+    assert sorted(a["event_id"] for a in answers) == ["e0", "e1", "e2", "e4", "e5"]
+    validate = schemas.validator("recommendation")
+    for a in answers:
+        validate(a)
+        assert a["model_version"] == "v1" and a["latency_ms"] >= 0
+    by_id = {a["event_id"]: a for a in answers}
+    assert by_id["e5"]["items"] == [{"item_id": "next-d", "score": 1.0}]
+    # the model saw each user's history as of that click, last-3 kept
+    assert ["b", "c", "d"] in [h for batch in model.batches for h in batch]
+    assert table["u1"]["items"] == ["b", "c", "d"] and table["u2"]["items"] == ["x"]
+
+    letters = dlq.decoded()
+    for letter in letters:
+        schemas.validator("dead_letter")(letter)
+    assert [(x["reason"], x["source"]["offset"], x["payload_encoding"]) for x in letters] == [
+        ("undecodable", 1, "base64"),
+        ("invalid_json", 4, "utf-8"),
+    ]
+    assert letters[1]["payload"] == '{"event_id": "e3"'
+    assert sorted(acked) == list(range(len(messages)))
+    assert metrics.events_in._value.get() == 7
+    assert metrics.recommendations_out._value.get() == 5
+    assert metrics.dead_letters.labels("undecodable")._value.get() == 1
+
+
+def test_replayed_click_is_answered_again_but_not_reapplied():
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
+
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        for offset, item in [(0, "a"), (1, "b"), (0, "a"), (1, "b"), (2, "c")]:  # a replay of 0..1
+            await pipe.accept(click(f"e{offset}", "u", item), b"u", topic="clicks", partition=0,
+                              offset=offset, timestamp_s=NOW_S, handle=offset)
+        await pipe.batcher.wait_idle()
+        task.cancel()
+
+    asyncio.run(main())
+    assert table["u"]["items"] == ["a", "b", "c"]
+    assert len(recs.records) == 5
+    assert metrics.replayed._value.get() == 2
+
+
+def test_inference_failure_dead_letters_the_batch_and_keeps_going():
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel(fail=True))
+    asyncio.run(feed(pipe, [(b"u", click("e0", "u", "a")), (b"u", click("e1", "u", "b"))]))
+    assert recs.records == []
+    assert [x["reason"] for x in dlq.decoded()] == ["inference_failed", "inference_failed"]
+    assert sorted(acked) == [0, 1]
+
+
+def test_swap_serves_the_next_batch_with_the_new_model():
+    runner = Runner(FakeModel("v1"))
+    old = runner.swap(FakeModel("v2"))
+    assert old.version == "v1" and runner.version == "v2"
+    version, answers = asyncio.run(runner.score([["a"]]))
+    assert version == "v2" and answers == [[("next-a", 1.0)]]

@@ -1,0 +1,57 @@
+from pipeline.source import ClickEvent
+from pipeline.state import UserHistory, apply_click, update_history
+
+GAP = 30 * 60 * 1000
+
+
+def c(item, ts, session=None, user="u"):
+    return ClickEvent(f"e-{item}-{ts}", user, item, ts, session)
+
+
+def test_keeps_the_last_n_items_and_writes_a_new_value_back():
+    table = {}
+    values = []
+    for offset, item in enumerate(["a", "b", "c", "d"]):
+        state, applied = update_history(table, c(item, 1000 * offset), offset, history_len=3, session_gap_ms=GAP)
+        assert applied
+        values.append(table["u"])
+    assert table["u"]["items"] == ["b", "c", "d"]
+    assert state.items == ("b", "c", "d")
+    assert len({id(v) for v in values}) == len(values)  # never the same object mutated
+    assert values[0]["items"] == ["a"]
+
+
+def test_inactivity_gap_starts_a_new_session():
+    s = apply_click(None, c("a", 0), 0, history_len=10, session_gap_ms=GAP)
+    s = apply_click(s, c("b", GAP), 1, history_len=10, session_gap_ms=GAP)
+    assert (s.session_index, s.session_len, s.session_id) == (1, 2, "u#1")
+    s = apply_click(s, c("c", 2 * GAP + 1), 2, history_len=10, session_gap_ms=GAP)
+    assert (s.session_index, s.session_len, s.session_id, s.session_start) == (2, 1, "u#2", 2 * GAP + 1)
+    assert s.items == ("a", "b", "c")  # the history spans sessions
+
+
+def test_client_session_id_change_starts_a_session():
+    s = apply_click(None, c("a", 0, "s1"), 0, history_len=10, session_gap_ms=GAP)
+    s = apply_click(s, c("b", 1, "s1"), 1, history_len=10, session_gap_ms=GAP)
+    assert (s.session_id, s.session_len) == ("s1", 2)
+    s = apply_click(s, c("c", 2, "s2"), 2, history_len=10, session_gap_ms=GAP)
+    assert (s.session_id, s.session_index, s.session_len) == ("s2", 2, 1)
+
+
+def test_out_of_order_click_never_moves_time_back():
+    s = apply_click(None, c("a", 5000), 0, history_len=10, session_gap_ms=GAP)
+    s = apply_click(s, c("b", 1000), 1, history_len=10, session_gap_ms=GAP)
+    assert s.last_ts == 5000 and s.items == ("a", "b") and s.session_index == 1
+
+
+def test_replayed_offset_is_not_applied_twice():
+    table = {}
+    update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
+    update_history(table, c("b", 1), 11, history_len=5, session_gap_ms=GAP)
+    state, applied = update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
+    assert not applied and state.items == ("a", "b") and table["u"]["items"] == ["a", "b"]
+
+
+def test_dict_round_trip():
+    s = UserHistory(("a",), 1, "s", 1, 1, 1, 7)
+    assert UserHistory.from_dict(s.to_dict()) == s
