@@ -222,7 +222,8 @@ def _timed_sequences(rows: Iterable[tuple[str, str, float]]) -> tuple[list[str],
     return users, [[item for _, _, item in sorted(by_user[u])] for u in users]
 
 
-def _read_recbole(path: Path) -> tuple[list[str], list[list[str]], dict[str, list[str]] | None]:
+def _recbole_rows(path: Path) -> Iterator[tuple[str, str, float]]:
+    """(user, item, timestamp) of a RecBole `.inter` file, in file order (timestamp 0 if absent)."""
     with _open_text(path) as f:
         header = [h.split(":")[0] for h in f.readline().rstrip("\n").split("\t")]
         try:
@@ -230,17 +231,17 @@ def _read_recbole(path: Path) -> tuple[list[str], list[list[str]], dict[str, lis
         except ValueError:
             raise DataError(f"{path}: header needs user_id and item_id columns, got {header}") from None
         it = header.index("timestamp") if "timestamp" in header else None
+        for n, line in enumerate(f, 2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != len(header):
+                if not line.strip():
+                    continue
+                raise DataError(f"{path}:{n}: expected {len(header)} tab-separated fields")
+            yield parts[iu], parts[ii], float(parts[it]) if it is not None else 0.0
 
-        def rows() -> Iterator[tuple[str, str, float]]:
-            for n, line in enumerate(f, 2):
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != len(header):
-                    if not line.strip():
-                        continue
-                    raise DataError(f"{path}:{n}: expected {len(header)} tab-separated fields")
-                yield parts[iu], parts[ii], float(parts[it]) if it is not None else 0.0
 
-        users, seqs = _timed_sequences(rows())
+def _read_recbole(path: Path) -> tuple[list[str], list[list[str]], dict[str, list[str]] | None]:
+    users, seqs = _timed_sequences(_recbole_rows(path))
     item_file = path.with_suffix(".item")
     attrs = None
     if item_file.exists():
@@ -256,21 +257,36 @@ def _read_recbole(path: Path) -> tuple[list[str], list[list[str]], dict[str, lis
     return users, seqs, attrs
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def _csv_rows(path: Path) -> Iterator[tuple[str, str, float]]:
+    """(user, item, timestamp) of a `user_id,item_id,timestamp` CSV log, in file order."""
     with _open_text(path) as f:
         reader = csv.DictReader(f)
         missing = {"user_id", "item_id", "timestamp"} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{path}: CSV header lacks {', '.join(sorted(missing))} (need user_id,item_id,timestamp)")
+        for n, row in enumerate(reader, 2):
+            try:
+                yield row["user_id"], row["item_id"], float(row["timestamp"])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}:{n}: bad row {row}") from None
 
-        def rows() -> Iterator[tuple[str, str, float]]:
-            for n, row in enumerate(reader, 2):
-                try:
-                    yield row["user_id"], row["item_id"], float(row["timestamp"])
-                except (TypeError, ValueError):
-                    raise DataError(f"{path}:{n}: bad row {row}") from None
 
-        return _timed_sequences(rows())
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    return _timed_sequences(_csv_rows(path))
+
+
+def load_timed_clicks(path: str | Path, fmt: str | None = None) -> list[tuple[str, str, float]] | None:
+    """The (user, item, timestamp) rows of a file with a clock (RecBole `.inter`, CSV log), sorted
+    by time; None for the formats that only keep each user's order (sasrec, s3rec)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    fmt = fmt or detect_format(path)
+    if fmt not in ("recbole", "csv"):
+        return None
+    rows = list(_recbole_rows(path) if fmt == "recbole" else _csv_rows(path))
+    order = sorted(range(len(rows)), key=lambda n: (rows[n][2], n))  # stable among equal stamps
+    return [rows[n] for n in order]
 
 
 def _read_attributes(path: Path) -> dict[str, list[str]]:
