@@ -1,0 +1,100 @@
+"""Serving cost of each attention kind, side by side in one run (issue 4).
+
+For softmax, vgenatt (mean, sample) and dgenatt with 1, 2, 4 and T inference steps: parameters of
+the whole SASRec and of its attention modules, and inference throughput (sequences/s) of
+`SASRec.score_last` at a fixed batch of full-length random histories. Variants are timed in
+interleaved rounds and the median round is reported, because the machine is shared and noisy.
+dgenatt runs with start_fraction = 1.0 here so that "steps = T" really runs T denoiser calls.
+
+    python benchmarks/attention_cost.py --n-items 12101 --max-len 50 --batch 256 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from model.config import ModelConfig
+from model.sasrec import SASRec
+
+
+def variants(steps_T: int) -> list[tuple[str, str, dict]]:
+    """(label, kind, attention_options) for every variant to compare."""
+    rows = [("softmax", "softmax", {}), ("vgenatt mean", "vgenatt", {}), ("vgenatt sample", "vgenatt", {"inference": "sample"})]
+    for steps in sorted({1, 2, 4, steps_T}):
+        if steps <= steps_T:
+            opts = {"steps_T": steps_T, "inference_steps": steps, "start_fraction": 1.0}
+            rows.append((f"dgenatt steps={steps}", "dgenatt", opts))
+    return rows
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.inference_mode()
+def seconds_per_batch(model: SASRec, items: torch.Tensor) -> float:
+    start = time.perf_counter()
+    model.score_last(items)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n-items", type=int, default=12101, help="catalogue size (beauty: 12101)")
+    ap.add_argument("--max-len", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps-T", type=int, default=10, help="dgenatt diffusion length T")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--json", default="", help="also write the rows to this file")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    items = torch.randint(1, args.n_items + 1, (args.batch, args.max_len))  # (B, L), no padding: worst case
+    models = {}
+    for label, kind, opts in variants(args.steps_T):
+        cfg = ModelConfig(n_items=args.n_items, max_len=args.max_len, attention=kind, attention_options=opts)
+        models[label] = SASRec(cfg).eval()
+        seconds_per_batch(models[label], items)  # warm-up
+    times: dict[str, list[float]] = {label: [] for label in models}
+    for _ in range(args.rounds):
+        for label, model in models.items():
+            times[label].append(seconds_per_batch(model, items))
+
+    base_params = count(models["softmax"])
+    rows = []
+    for label, model in models.items():
+        attn = sum(count(block.attn) for block in model.blocks)
+        med = statistics.median(times[label])
+        rows.append(
+            {
+                "variant": label,
+                "params": count(model),
+                "extra_params": count(model) - base_params,
+                "attention_params": attn,
+                "seq_per_s": args.batch / med,
+                "ms_per_batch": 1000 * med,
+            }
+        )
+    print(f"batch {args.batch}, max_len {args.max_len}, n_items {args.n_items}, threads {torch.get_num_threads()}, "
+          f"median of {args.rounds} interleaved rounds")
+    print("| variant | params | extra vs softmax | attention params | seq/s | ms/batch | x softmax time |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base_ms = rows[0]["ms_per_batch"]
+    for r in rows:
+        print(f"| {r['variant']} | {r['params']:,} | {r['extra_params']:+,} | {r['attention_params']:,} | "
+              f"{r['seq_per_s']:.0f} | {r['ms_per_batch']:.1f} | {r['ms_per_batch'] / base_ms:.2f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""One accuracy run of an attention kind under the shared protocol (issue 4): `model.train.train`
+(SASRec+ full cross-entropy, AdamW, early stopping on validation NDCG@10, test once on the best
+validation model), plus — for the generative kinds — the test metrics of the same best model in
+`sample` inference mode. Every row of docs/genatt.md comes from one call of this script.
+
+    python benchmarks/genatt_compare.py --data ../shared/data/beauty/Beauty.txt --attention dgenatt \\
+        --option denoise_weight=0.1 --max-len 50 --max-minutes 20 --out runs/genatt/beauty-dgenatt
+
+Writes the trainer's files (best.pt, history.jsonl, metrics.json) and summary.json into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.config import ModelConfig
+from model.data import ItemMap, item_categories, leave_one_out, load_dataset
+from model.evaluate import evaluate_split
+from model.train import TrainConfig, train
+
+KEEP = ("HR@10", "NDCG@10", "MRR@10", "CC@10", "ILD@10", "Coverage@10")
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """`key=value` -> (key, value), the value read as a Python literal when it is one (1, 0.5, True)."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--option wants key=value, got {text!r}")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--attention", default="softmax")
+    ap.add_argument("--option", type=parse_option, action="append", default=[], help="attention option key=value")
+    ap.add_argument("--max-len", type=int, default=50)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--n-blocks", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--eval-every", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+
+    dataset = load_dataset(args.data)
+    item_map = ItemMap.from_items(dataset.item_ids())
+    config = ModelConfig(n_items=len(item_map), max_len=args.max_len, d_model=args.d_model, n_blocks=args.n_blocks,
+                         dropout=args.dropout, attention=args.attention, attention_options=dict(args.option))
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                      eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device="cpu",
+                      progress=False)
+    started = time.monotonic()
+    result = train(dataset, config, cfg, args.out)
+    summary = {
+        "attention": args.attention, "options": dict(args.option), "args": vars(args) | {"option": dict(args.option)},
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped": result.stopped,
+        "seconds_per_epoch": round(result.seconds_per_epoch, 1), "wall_minutes": round((time.monotonic() - started) / 60, 1),
+        "valid": {k: result.valid[k] for k in KEEP if k in result.valid},
+        "test": {k: result.test[k] for k in KEEP if k in result.test},
+    }
+    if args.attention != "softmax":  # the same best model, eval in `sample` mode
+        best = load_checkpoint(Path(args.out) / "best.pt", device="cpu")
+        for module in best.model.modules():
+            if hasattr(module, "set_inference_mode"):
+                module.set_inference_mode("sample")
+        split = leave_one_out(dataset, item_map)
+        torch.manual_seed(args.seed)
+        test = evaluate_split(best.model, split, "test", categories=item_categories(dataset, item_map))
+        summary["test_sample"] = {k: test[k] for k in KEEP if k in test}
+    with open(Path(args.out) / "summary.json", "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
