@@ -109,11 +109,14 @@ def train(
     out_dir: str | Path,
     *,
     resume: str | Path | None = None,
+    init: tuple[SASRec, ItemMap] | None = None,
     **model_overrides: Any,
 ) -> TrainResult:
     """Train on `dataset`'s leave-one-out training part. `model_config` may be None: then it is
     ModelConfig(n_items=<catalogue size>, **model_overrides). With `resume` (a last.pt), the model,
-    item map, optimiser and counters continue from that file."""
+    item map, optimiser and counters continue from that file. With `init` (model, item map), training
+    starts from those weights (a warm start, see model.warmstart); the map must hold every item of
+    `dataset`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _seed_everything(cfg.seed)
@@ -130,6 +133,12 @@ def train(
             log.warning("resuming on different data: fingerprint %s, checkpoint has %s",
                         dataset.fingerprint(), ckpt.data_fingerprint)
         item_map, model, model_config = ckpt.item_map, ckpt.model, ckpt.config
+    elif init is not None:
+        model, item_map = init
+        missing = dataset.item_ids() - set(item_map.to_list())
+        if missing:
+            raise ValueError(f"warm-start item map lacks {len(missing)} items of the data, e.g. {sorted(missing)[:3]}")
+        model, model_config = model.to(device), model.config
     else:
         item_map = ItemMap.from_items(dataset.item_ids())
         if model_config is None:

@@ -1,0 +1,167 @@
+"""Retraining with a quality gate.
+
+One run: take every click up to now, hold out the most recent share, train a model on the rest
+(warm-started from the serving model, its catalogue grown with the new items), score the new and
+the serving model on the holdout the same way (prequential, `pipeline.prequential`), and publish
+only when the new one is not worse by more than the tolerance. A model that passes is refit on
+all clicks for a few epochs before it is published, so the freshest items and habits are in it.
+A failed run raises and leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from model.checkpoint import load_checkpoint
+from model.config import ModelConfig
+from model.data import SequenceDataset, sequences_from_clicks
+from model.inference import Recommender
+from model.train import TrainConfig, train
+from model.warmstart import grow_model
+from pipeline.model_store import ModelStore
+from pipeline.prequential import score_shown_lists, simulate_serving
+from pipeline.source import ClickEvent, Rejection, SourceLimits, decode_click
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    metric: str = "NDCG@10"  # prequential metric on the holdout
+    tolerance: float = 0.0  # publish when new >= serving - tolerance
+    holdout_fraction: float = 0.1  # the most recent share of clicks, never trained on before the gate
+    refit_epochs: int = 2  # epochs on all clicks after the gate passes (0: publish the gated model)
+    history_len: int = 50  # as the workers keep it
+    exclude_seen: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if "@" not in self.metric:
+            raise ValueError(f"metric must look like NDCG@10, got {self.metric!r}")
+
+
+@dataclass
+class RetrainOutcome:
+    published: bool
+    version: str | None  # the published version, else None
+    new_score: float
+    serving_score: float | None
+    serving_version: str | None
+    reason: str
+    n_train: int
+    n_holdout: int
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        serving = f"{self.serving_score:.4f} ({self.serving_version})" if self.serving_score is not None else "none"
+        verdict = f"published {self.version}" if self.published else "kept the serving model"
+        return (f"retrain: {self.n_train:,} clicks trained, {self.n_holdout:,} held out; new {self.new_score:.4f} "
+                f"vs serving {serving}: {verdict} ({self.reason}) in {self.seconds:.0f} s")
+
+
+def clicks_to_dataset(clicks: Sequence[ClickEvent]) -> SequenceDataset:
+    return sequences_from_clicks(((c.user_id, c.item_id, c.timestamp / 1000) for c in clicks), name="clicks")
+
+
+def holdout_score(recommender: Recommender, clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy) -> float:
+    k = int(policy.metric.split("@")[1])
+
+    def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
+        return [[item for item, _ in row] for row in recommender.recommend(histories, k, policy.exclude_seen)]
+
+    shown = simulate_serving(clicks, recommend, answer_from=cut, history_len=policy.history_len)
+    report = score_shown_lists(clicks, shown, ks=(k,), score_from=cut)
+    return report.overall[policy.metric]
+
+
+def retrain_once(
+    clicks: Sequence[ClickEvent],
+    store: ModelStore,
+    *,
+    policy: GatePolicy = GatePolicy(),
+    train_config: TrainConfig = TrainConfig(epochs=20, patience=3),
+    model_config: ModelConfig | None = None,
+    work_dir: str | Path | None = None,
+    publish: bool = True,
+    warm_start: bool = True,
+) -> RetrainOutcome:
+    """One retraining run over `clicks` (any order; sorted by time here). Without `warm_start`
+    the new model starts from scratch (then `model_config` or the serving model's shape)."""
+    started = time.monotonic()
+    clicks = sorted(clicks, key=lambda c: c.timestamp)
+    cut = int(len(clicks) * (1 - policy.holdout_fraction))
+    if cut < 1 or cut >= len(clicks):
+        raise ValueError(f"{len(clicks)} clicks are too few to hold out {policy.holdout_fraction:.0%}")
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="seqrec-retrain-"))
+
+    serving_version = store.latest()
+    serving = load_checkpoint(store.checkpoint_path(serving_version)) if serving_version else None
+    train_part = clicks_to_dataset(clicks[:cut])
+    init = grow_model(serving.model, serving.item_map, train_part.item_ids()) if serving and warm_start else None
+    if init is None and model_config is None:
+        model_config = replace(serving.config, n_items=1) if serving else ModelConfig(n_items=1)
+    gated = train(train_part, None if init else model_config, train_config, work / "gate", init=init)
+
+    new_score = holdout_score(Recommender.from_checkpoint(gated.best_path, device="cpu"), clicks, cut, policy)
+    serving_score = None
+    if serving is not None:
+        serving_rec = Recommender.from_checkpoint(store.checkpoint_path(serving_version), device="cpu")
+        serving_score = holdout_score(serving_rec, clicks, cut, policy)
+    n_holdout = len(clicks) - cut
+    outcome = RetrainOutcome(False, None, new_score, serving_score, serving_version, "", cut, n_holdout, 0.0)
+    if serving_score is not None and new_score < serving_score - policy.tolerance:
+        outcome.reason = f"{policy.metric} below serving - {policy.tolerance}"
+    elif not publish:
+        outcome.reason = "dry run"
+    else:
+        best = gated.best_path
+        if policy.refit_epochs > 0:
+            everything = clicks_to_dataset(clicks)
+            fitted = load_checkpoint(best)
+            refit_init = grow_model(fitted.model, fitted.item_map, everything.item_ids())
+            refit_cfg = replace(train_config, epochs=policy.refit_epochs, patience=policy.refit_epochs)
+            best = train(everything, None, refit_cfg, work / "refit", init=refit_init).best_path
+        outcome.published, outcome.version = True, store.publish(best)
+        outcome.reason = "first model" if serving_score is None else f"{policy.metric} within tolerance"
+    outcome.seconds = time.monotonic() - started
+    log.info(outcome.line())
+    return outcome
+
+
+# ---- where the clicks come from -------------------------------------------------------------------
+
+_ANY_TIME = SourceLimits(min_timestamp_ms=0, max_future_skew_ms=10**15)
+
+
+def read_clicks_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[ClickEvent]:
+    """Every valid click in `topic`, from the beginning to the end offsets at call time."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            raise ValueError(f"topic {topic!r} does not exist on {bootstrap}")
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        clicks: list[ClickEvent] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                for r in records:
+                    decoded = decode_click(r.value, None, now_ms=0, limits=_ANY_TIME)
+                    if not isinstance(decoded, Rejection):
+                        clicks.append(decoded)
+        return clicks
+    finally:
+        consumer.close()
