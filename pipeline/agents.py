@@ -185,8 +185,7 @@ def wire(app: Any, settings: Settings, runner: Runner, metrics: Metrics, health:
         settings.table_name,
         default=None,
         partitions=k.partitions,
-        key_serializer="json",
-        value_serializer="json",
+        key_type=str,  # keys and values are stored as JSON
         options={"block_cache_size": settings.store.block_cache_mib * 2**20},
     )
     sink = Sink(recommendations, dead_letters)

@@ -29,6 +29,8 @@ def build_app(settings: Settings) -> faust.App:
         store="rocksdb://",
         datadir=str(store.datadir),
         autodiscover=False,
+        key_serializer="raw",
+        value_serializer="json",
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
         table_standby_replicas=store.standby_replicas,

@@ -126,6 +126,11 @@ def update_history(
 _FAUST_OFFSET_KEY = b"__faust\x00offset__"
 
 
+def decode_table_key(key: bytes) -> str:
+    """A user id as Faust stores it in the table and its changelog (a JSON string)."""
+    return json.loads(key)
+
+
 def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, str, UserHistory]]:
     """(partition, user, state) for every user in a stopped worker's RocksDB table files.
 
@@ -141,9 +146,9 @@ def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, st
             for key, value in db.items():
                 if key == _FAUST_OFFSET_KEY:
                     continue
-                yield partition, json.loads(key), UserHistory.from_dict(json.loads(value))
+                yield partition, decode_table_key(key), UserHistory.from_dict(json.loads(value))
         finally:
             db.close()
 
 
-__all__ = ["UserHistory", "apply_click", "iter_rocksdb_table", "update_history"]
+__all__ = ["UserHistory", "apply_click", "decode_table_key", "iter_rocksdb_table", "update_history"]

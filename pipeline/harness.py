@@ -1,0 +1,220 @@
+"""Drive and observe real workers from outside: produce clicks, read answers, dead letters and
+the table's changelog, and run `seqrec worker` as a subprocess. The integration tests and the
+throughput benchmark share these; nothing here runs inside a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from pipeline.source import ClickEvent, encode_click
+from pipeline.state import UserHistory, decode_table_key
+
+
+def make_producer(bootstrap: str, **overrides: Any):
+    from kafka import KafkaProducer
+
+    config: dict[str, Any] = {"bootstrap_servers": bootstrap, "linger_ms": 5, "acks": 1,
+                              "enable_idempotence": False}
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def produce_raw(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    """Send (key, value) pairs as they are; return how many."""
+    producer = make_producer(bootstrap)
+    n = 0
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+            n += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return n
+
+
+def produce_clicks(bootstrap: str, topic: str, clicks: Iterable[ClickEvent]) -> int:
+    """Send clicks keyed by user id, as the contract says."""
+    return produce_raw(bootstrap, topic, ((c.user_id.encode(), encode_click(c)) for c in clicks))
+
+
+@dataclass
+class Consumed:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    receive_ms: list[int] = field(default_factory=list)  # wall time each record was polled
+
+
+def consume_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    *,
+    timeout_s: float = 60.0,
+) -> Consumed:
+    """Read JSON records from the start of `topic` until `done(records)` or the timeout."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None, consumer_timeout_ms=500,
+    )
+    out = Consumed()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done(out.records):
+            batch = consumer.poll(timeout_ms=200)
+            now_ms = time.time_ns() // 1_000_000
+            for messages in batch.values():
+                for message in messages:
+                    out.records.append(json.loads(message.value))
+                    out.receive_ms.append(now_ms)
+    finally:
+        consumer.close()
+    return out
+
+
+def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> dict[str, UserHistory]:
+    """The table as a recovering worker would rebuild it: the last value per key."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                time.sleep(0.2)
+        if not partitions:
+            return {}
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        table: dict[str, UserHistory] = {}
+        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=200).values():
+                for m in messages:
+                    key = decode_table_key(m.key)
+                    if m.value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = UserHistory.from_dict(json.loads(m.value))
+        return table
+    finally:
+        consumer.close()
+
+
+_ENTRY = "import sys; from pipeline.cli import main; sys.exit(main())"
+
+
+class WorkerProcess:
+    """`seqrec worker ...` in a subprocess with its own datadir and web port; log to a file."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        log_path: Path,
+        web_port: int,
+        datadir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.datadir = datadir
+        self.log_path = Path(log_path)
+        self.web_port = web_port
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ENTRY, "worker", *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+        )
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}):\n{self.log_tail()}")
+            try:
+                if self.get("/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not ready in {timeout_s} s:\n{self.log_tail()}")
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus series' samples (all labels)."""
+        _, body = self.get("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """Graceful stop (SIGTERM), then SIGKILL if it hangs; return the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int:
+        """kill -9: no shutdown, no final commit."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        return self.proc.wait(30)
+
+    def dump_state(self) -> dict[str, UserHistory]:
+        """The table in this (stopped) worker's datadir, through `seqrec worker --dump-state`."""
+        out = subprocess.run(
+            [sys.executable, "-c", _ENTRY, "worker", "--datadir", str(self.datadir), "--dump-state"],
+            check=True, capture_output=True, env=self.env, timeout=60,
+        ).stdout
+        rows = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        return {row.pop("user_id"): UserHistory.from_dict(row) for row in rows}
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+__all__ = [
+    "Consumed",
+    "WorkerProcess",
+    "consume_until",
+    "make_producer",
+    "produce_clicks",
+    "produce_raw",
+    "read_changelog",
+]

@@ -1,0 +1,91 @@
+"""Fixtures for the pipeline's broker tests: a small really-trained checkpoint and a factory of
+`seqrec worker` subprocesses, each with its own app id, topics, data directory and web port."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pipeline.harness import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real SASRec checkpoint: a few seconds of training on synthetic clicks."""
+    from model.data import sequences_from_clicks, synthetic_clicks
+    from model.train import TrainConfig, train
+
+    clicks = synthetic_clicks(200, 100, seed=1)
+    out = tmp_path_factory.mktemp("ckpt")
+    result = train(
+        sequences_from_clicks(clicks), None,
+        TrainConfig(epochs=2, progress=False, device="cpu"), out,
+        max_len=20, d_model=16, n_heads=1, n_blocks=1,
+    )
+    return result.best_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Deployment:
+    """One app id and its topics on the test broker; `worker()` starts a worker in it."""
+
+    bootstrap: str
+    checkpoint: Path
+    root: Path
+    partitions: int = 4
+    history_len: int = 10
+    app_id: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def clicks(self) -> str:
+        return f"{self.app_id}-clicks"
+
+    @property
+    def recommendations(self) -> str:
+        return f"{self.app_id}-recs"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.app_id}-dlq"
+
+    @property
+    def changelog(self) -> str:
+        return f"{self.app_id}-user-history-changelog"
+
+    def worker(self, *extra: str) -> WorkerProcess:
+        n = len(self.workers)
+        port = free_port()
+        datadir = self.root / f"worker{n}"
+        args = [
+            "--checkpoint", str(self.checkpoint), "--brokers", self.bootstrap,
+            "--app-id", self.app_id, "--datadir", str(datadir), "--web-port", str(port),
+            "--clicks-topic", self.clicks, "--recommendations-topic", self.recommendations,
+            "--dead-letter-topic", self.dead_letters, "--partitions", str(self.partitions),
+            "--history-len", str(self.history_len), "--standby-replicas", "0",
+            "--session-timeout", "6", "--heartbeat-interval", "1", "--rebalance-timeout", "10",
+            "--commit-interval", "0.5", "--max-wait-ms", "5", "--torch-threads", "1",
+            "--log-level", "info", *extra,
+        ]
+        w = WorkerProcess(args, log_path=self.root / f"worker{n}.log", web_port=port, datadir=datadir)
+        self.workers.append(w)
+        return w.start()
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tiny_checkpoint: Path, tmp_path: Path) -> Iterator[Deployment]:
+    d = Deployment(kafka_bootstrap, tiny_checkpoint, tmp_path)
+    yield d
+    for w in d.workers:
+        w.kill()
