@@ -13,7 +13,7 @@ against this click. The lists come from one of two places, and both are scored b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,7 @@ def simulate_serving(
     session_gap_ms: int = 1_800_000,
     batch_size: int = 256,
     answer_from: int = 0,
+    users_after: Collection[str] | None = None,
     table: dict[str, Any] | None = None,
     first_offset: int = 0,
     progress: bool = False,
@@ -134,11 +135,12 @@ def simulate_serving(
 
     `recommend(histories) -> item id lists`. Clicks before `answer_from` only update the state,
     except each user's last one before it when the user clicks again later (its list is what
-    that later click is scored against). `table` carries the users' state across calls (a
+    that later click is scored against); `users_after` names those users when the later clicks
+    are not all in `clicks` (default: the users of `clicks[answer_from:]`). `table` carries the users' state across calls (a
     retraining simulation runs one call per model), with `first_offset` the index of
     `clicks[0]` in the whole log."""
     table = {} if table is None else table
-    later_users = {c.user_id for c in clicks[answer_from:]}
+    later_users = set(users_after) if users_after is not None else {c.user_id for c in clicks[answer_from:]}
     last_before = {c.user_id: i for i, c in enumerate(clicks[:answer_from])}
     answer_early = {i for user, i in last_before.items() if user in later_users}
     shown: dict[str, list[str]] = {}

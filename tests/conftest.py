@@ -4,8 +4,10 @@ tests that need one fail and say why."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test uses, so tests never see each other's messages."""
     return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real datasets, read by path (never copied into the project): `../shared/data` beside
+    the checkout, or SEQREC_SHARED_DATA. Missing data fails the test that needs it, with the reason."""
+    root = Path(os.environ.get("SEQREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    if not (root / "README.md").is_file():
+        pytest.fail(f"the shared datasets are not at {root} (set SEQREC_SHARED_DATA)", pytrace=False)
+    return root

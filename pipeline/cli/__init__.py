@@ -25,12 +25,16 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from pipeline.cli import kafka_cmd, models_cmd
+    from pipeline.cli import kafka_cmd, models_cmd, replay_cmd, retrain_cmd
     from pipeline.cli import model_cmd
     from pipeline.cli import worker_cmd
 
     cli.add_command(kafka_cmd.kafka)
     cli.add_command(models_cmd.models)
+    cli.add_command(replay_cmd.export)
+    cli.add_command(replay_cmd.replay)
+    cli.add_command(replay_cmd.evaluate_replay)
+    cli.add_command(retrain_cmd.retrain)
     cli.add_command(model_cmd.train)
     cli.add_command(model_cmd.evaluate)
     cli.add_command(worker_cmd.worker)
