@@ -1,0 +1,103 @@
+"""Hot-swap: a running worker follows the model store's serving version without pausing.
+
+Every `poll_s` the worker reads the store's `LATEST` pointer (a few bytes on a shared volume).
+When it names a version other than the one serving, the new checkpoint is loaded **in a
+thread** (the event loop keeps serving), validated and warmed up, and only then swapped into
+the runner, which takes effect between two micro-batches. Anything wrong (unreadable file,
+another architecture, a smoke inference that fails)
+refuses that version with a logged reason; the old model keeps serving and the refused version
+is not retried until the pointer moves again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+
+from model.errors import CheckpointError
+from model.inference import Recommender
+from pipeline.model_store import ModelStore
+from pipeline.runner import Runner
+
+log = logging.getLogger(__name__)
+
+# The architecture a deployment serves. Its latency and batch sizes were measured and sized for
+# it, so a change of these is a new deployment, not a hot-swap (ours). The catalogue may grow or
+# be renumbered freely: histories are kept as raw item ids.
+PINNED_FIELDS = ("attention", "d_model", "n_heads", "n_blocks", "max_len")
+
+
+def check_compatible(old: Recommender, new: Recommender) -> None:
+    """Raise CheckpointError when `new` cannot replace `old` in a running worker."""
+    old_cfg, new_cfg = old.model.config, new.model.config
+    for name in PINNED_FIELDS:
+        if getattr(old_cfg, name) != getattr(new_cfg, name):
+            raise CheckpointError(
+                f"incompatible: {name} is {getattr(new_cfg, name)!r}, the serving model has {getattr(old_cfg, name)!r}"
+            )
+
+
+def smoke_test(recommender: Recommender, k: int) -> None:
+    """One batched inference on real catalogue items plus an empty history: answers must be
+    non-empty, finite and of the right count. Also warms up the kernels before serving."""
+    known = recommender.item_map.to_list()
+    histories = [known[:3], known[-5:], []]
+    answers = recommender.recommend(histories, k=k)
+    if len(answers) != len(histories) or not all(answers):
+        raise CheckpointError("smoke inference returned empty answers")
+    if not all(math.isfinite(score) for row in answers for _, score in row):
+        raise CheckpointError("smoke inference returned non-finite scores")
+
+
+class HotSwapper:
+    def __init__(
+        self,
+        runner: Runner,
+        store: ModelStore,
+        *,
+        device: str | None = None,
+        on_swap: Callable[[str], None] | None = None,
+        on_refuse: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.device = device
+        self.on_swap = on_swap
+        self.on_refuse = on_refuse
+        self.refused: dict[str, str] = {}  # version -> reason
+
+    def load_and_validate(self, version: str) -> Recommender:
+        """Blocking: load, check against the serving model, smoke-test. Runs in a thread."""
+        new = Recommender.from_checkpoint(self.store.checkpoint_path(version), device=self.device)
+        if new.version != version:
+            raise CheckpointError(f"file of version {version} holds version {new.version}")
+        current = self.runner.model
+        if isinstance(current, Recommender):
+            check_compatible(current, new)
+        smoke_test(new, self.runner.top_k)
+        return new
+
+    async def check(self) -> str | None:
+        """Swap to the store's serving version if it changed; returns the version swapped in."""
+        try:
+            latest = await asyncio.to_thread(self.store.latest)
+        except OSError as exc:
+            log.warning("cannot read the model store: %s", exc)
+            return None
+        if latest is None or latest == self.runner.version or latest in self.refused:
+            return None
+        try:
+            new = await asyncio.to_thread(self.load_and_validate, latest)
+        except (CheckpointError, OSError, RuntimeError, ValueError) as exc:
+            self.refused[latest] = str(exc)
+            log.error("refused model version %s: %s; still serving %s", latest, exc, self.runner.version)
+            if self.on_refuse:
+                self.on_refuse(latest, str(exc))
+            return None
+        old = self.runner.swap(new)
+        log.info("hot-swapped model %s -> %s", old.version, new.version)
+        if self.on_swap:
+            self.on_swap(new.version)
+        return new.version
