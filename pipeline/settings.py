@@ -51,7 +51,9 @@ class BatchingSettings(BaseModel):
 
 
 class ServingSettings(BaseModel):
-    checkpoint: Path | None = None
+    checkpoint: Path | None = None  # a checkpoint file to serve; or the store's serving version:
+    model_store: Path | None = None  # model store directory followed for hot-swaps (shared volume)
+    model_poll_s: float = Field(5.0, gt=0)  # how often the worker reads the store's LATEST pointer
     device: str | None = None  # None: CUDA when available, else CPU
     top_k: int = Field(10, ge=1)
     exclude_seen: bool = True  # leave the user's history out of the answer
