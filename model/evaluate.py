@@ -9,7 +9,7 @@ result reports how many targets that was (`targets_in_history`).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 
@@ -18,14 +18,14 @@ from model.inference import exclude_items
 from model.metrics import MetricAccumulator
 from model.sasrec import SASRec
 
-__all__ = ["evaluate_split", "evaluate_sequences"]
+__all__ = ["PopularityScorer", "ScoreFn", "evaluate_sequences", "evaluate_split"]
 
 log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
 def evaluate_sequences(
-    model: SASRec,
+    model: SASRec | ScoreFn,
     histories: Sequence[Sequence[int]],
     targets: Sequence[int],
     *,
@@ -35,16 +35,21 @@ def evaluate_sequences(
     batch_size: int = 256,
     device: torch.device | str | None = None,
 ) -> dict[str, float]:
-    """Metrics (see model.metrics) for next-item targets after index histories."""
+    """Metrics (see model.metrics) for next-item targets after index histories. `model` is a SASRec
+    (scored from its last position) or any ScoreFn, e.g. `popularity_scorer`."""
     if len(histories) != len(targets):
         raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    n_items = model.config.n_items
+    if isinstance(model, SASRec):
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        score_fn: ScoreFn = model.score_last
+        n_items, max_len = model.config.n_items, model.config.max_len
+    else:
+        device = torch.device(device or "cpu")
+        score_fn, n_items, max_len = model, model.n_items, model.max_len
     acc = MetricAccumulator(n_items, ks, categories)
     in_history = 0
-    max_len = model.config.max_len
     # Similar lengths together: less padding per batch; the metrics do not depend on the order.
     order = sorted(range(len(histories)), key=lambda u: len(histories[u]))
     for start in range(0, len(order), batch_size):
@@ -52,17 +57,39 @@ def evaluate_sequences(
         hist = [histories[u] for u in rows]
         tgt = torch.tensor([targets[u] for u in rows], dtype=torch.long, device=device)
         items = pad_left(hist, min(max(len(h) for h in hist), max_len)).to(device)
-        scores = model.score_last(items).float()  # (B, N+1)
+        scores = score_fn(items).float()  # (B, N+1)
         if exclude_seen:
             seen = pad_left(hist).to(device)
             in_history += int((seen == tgt[:, None]).any(dim=1).sum())
             exclude_items(scores, seen)
         acc.update(scores, tgt)
-    model.train(was_training)
+    if isinstance(model, SASRec):
+        model.train(was_training)
     out = acc.result()
     out["exclude_seen"] = float(exclude_seen)
     out["targets_in_history"] = float(in_history)
     return out
+
+
+class ScoreFn(Protocol):
+    n_items: int
+    max_len: int
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor: ...  # (B, L) -> (B, n_items + 1)
+
+
+class PopularityScorer:
+    """The most-popular baseline: every history gets the items' training counts as scores."""
+
+    def __init__(self, split: Split, max_len: int = 200) -> None:
+        counts = torch.zeros(split.n_items + 1)
+        for seq in split.train:
+            counts += torch.bincount(torch.tensor(seq, dtype=torch.long), minlength=split.n_items + 1)[: split.n_items + 1]
+        counts[0] = float("-inf")
+        self.counts, self.n_items, self.max_len = counts, split.n_items, max_len
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor:
+        return self.counts.to(items.device).expand(items.shape[0], -1).clone()
 
 
 def evaluate_split(model: SASRec, split: Split, which: str = "test", **kwargs) -> dict[str, float]:

@@ -199,8 +199,8 @@ def train(
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            loss_sum += float(out.ce)
-            aux_sum += float(out.aux)
+            loss_sum += out.ce.item()
+            aux_sum += out.aux.item()
             bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", best=f"{max(best_score, 0):.4f}")
         bar.close()
         epoch_seconds = time.monotonic() - epoch_started
