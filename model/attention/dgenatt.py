@@ -12,12 +12,15 @@ Choices that are *ours* (each one is an ablation knob or a line to change):
   forward process A_t = sqrt(abar_t) A_0 + sqrt(1 - abar_t) eps and a linear or cosine schedule.
 - h_g is a causal prefix summary (`PrefixSummary`), so row t of the map is conditioned on <= t only.
 - The denoiser predicts x0 and is cheap (no per-entry hidden layer, which would cost d_hidden x the
-  map's memory): for head h, query row t, key s,
-      f(A_t)[t, s] = 2 sigmoid(a[h, t]) * sqrt(abar_t) * A_t[t, s]  +  (u[h, t] . w[h, s]) / sqrt(r)
-  where c[h, t] = W_c h_g[t] + e_head[h] + e_time[t] gives the gate a (init 1) and the rank-r query u;
-  w is a per-head rank-r key projection of the layer input. The bilinear term is a prior map the
+  map's memory): for head h, query row t, key s, noise level tau,
+      f(A_tau)[t, s] = 2 sigmoid(a[h, t] + a_tau[h]) * sqrt(abar_tau) * A_tau[t, s]
+                       + ((u[h, t] + u_tau[h]) . w[h, s]) / sqrt(r)
+  where (a, u) = W_o GELU(W_c h_g[t]) per head, (a_tau, u_tau) = W_tau e_time[tau] per head, and w is
+  a per-head rank-r key projection of the layer input. The bilinear term is a prior map that the
   denoiser draws from the history itself; it is zero-initialised, so step 0 is softmax attention.
-  The head embedding lets one denoiser serve all heads.
+  The timestep enters additively after the nonlinearity (FiLM-like), so everything that depends on
+  the history is computed once per forward and a reverse step costs a few elementwise ops on the map
+  (the first version added e_time before the GELU: 2.6x softmax time at 1 step, 9.7x at 10 steps).
 - Training: one noise level t ~ U{1..T} per sequence, one denoising step; the layer attends with
   softmax(f(A_t)) so the recommendation loss trains the denoiser too, and
   aux_loss = lambda * mean over valid (query, key) entries of (f(A_t) - A_0)^2.
@@ -98,24 +101,36 @@ class DGenAttention(GenerativeAttention):
         super().__init__(config)
         D, H, T, r = config.d_model, config.n_heads, self.options.steps_T, self.options.rank
         self.register_buffer("abar", alpha_bar(T, self.options.schedule), persistent=False)  # (T + 1,)
-        # Denoiser f_theta(A_t, h_g, t), shared over heads.
+        # Denoiser f_theta(A_tau, h_g, tau): history part, timestep part, low-rank keys.
         self.cond = nn.Linear(D, D)  # W_c
-        self.head_emb = nn.Parameter(torch.zeros(H, D))
-        self.time_emb = nn.Embedding(T + 1, D)
-        self.cond_out = nn.Linear(D, 1 + r)  # c -> (gate a, rank-r query u)
+        self.cond_out = nn.Linear(D, H * (1 + r))  # W_o: per head (gate a, rank-r query u)
+        self.time_emb = nn.Embedding(T + 1, D)  # e_time
+        self.time_out = nn.Linear(D, H * (1 + r))  # W_tau: per head (a_tau, u_tau)
         self.key_low = nn.Linear(D, H * r)  # w: per-head rank-r keys
-        nn.init.zeros_(self.cond_out.weight)
-        nn.init.zeros_(self.cond_out.bias)
+        for layer in (self.cond_out, self.time_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
-    def denoiser_terms(
-        self, t: torch.Tensor, c0: torch.Tensor, w: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The x0 prediction is f(A_t) = scale * A_t + prior. t (B,) long steps, c0 (B, H, L, D) the
-        history+head conditioning, w (B, H, L, r) low-rank keys -> scale (B, H, L, 1), prior (B, H, L, L)."""
-        c = c0 + self.time_emb(t)[:, None, None, :]  # (B, H, L, D)
-        gate, u = self.cond_out(F.gelu(c)).split([1, w.shape[-1]], dim=-1)  # (B, H, L, 1), (B, H, L, r)
-        scale = 2.0 * torch.sigmoid(gate) * self.abar[t].sqrt()[:, None, None, None]  # (B, H, L, 1)
-        return scale, (u @ w.transpose(-2, -1)) / math.sqrt(w.shape[-1])
+    def denoise(self, a_tau: torch.Tensor, tau: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """x0 prediction f(A_tau). a_tau (B, H, L, L); tau (B,) long; hist = (gate (B, H, L, 1),
+        prior (B, H, L, L), w (B, H, L, r)) from `history_terms`. The map's input may be detached by
+        the caller; the history terms carry the gradient."""
+        gate, prior, w = hist
+        B, H = a_tau.shape[:2]
+        g_tau, u_tau = self.time_out(self.time_emb(tau)).view(B, H, 1, -1).split([1, w.shape[-1]], dim=-1)
+        scale = 2.0 * torch.sigmoid(gate + g_tau) * self.abar[tau].sqrt()[:, None, None, None]  # (B, H, L, 1)
+        prior_tau = (u_tau @ w.transpose(-2, -1)) / math.sqrt(w.shape[-1])  # (B, H, 1, L)
+        return scale * a_tau + prior + prior_tau  # (B, H, L, L)
+
+    def history_terms(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The denoiser's timestep-free part, once per forward: gate (B, H, L, 1), prior map
+        (B, H, L, L) and low-rank keys w (B, H, L, r)."""
+        B, L, _ = x.shape
+        H, r = self.n_heads, self.options.rank
+        hc = F.gelu(self.cond(self.summary(x, valid)))  # (B, L, D) from h_g, causal
+        gate, u = self.cond_out(hc).view(B, L, H, 1 + r).transpose(1, 2).split([1, r], dim=-1)  # (B, H, L, 1|r)
+        w = self.key_low(x).view(B, L, H, r).transpose(1, 2)  # (B, H, L, r)
+        return gate, (u @ w.transpose(-2, -1)) / math.sqrt(r), w
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
         B, L, D = x.shape
@@ -124,48 +139,45 @@ class DGenAttention(GenerativeAttention):
         mask = causal_mask(valid)  # (B, 1, L, L)
         a0 = ((q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)  # (B, H, L, L)
 
-        c0 = self.cond(self.summary(x, valid))[:, None] + self.head_emb[None, :, None, :]  # (B, H, L, D)
-        w = self.key_low(x).view(B, L, H, -1).transpose(1, 2)  # (B, H, L, r)
+        hist = self.history_terms(x, valid)
 
         aux = None
         if self.training:
-            t = torch.randint(1, T + 1, (B,), device=x.device)  # (B,) one noise level per sequence
-            ab = self.abar[t][:, None, None, None]  # (B, 1, 1, 1)
-            a_t = ab.sqrt() * a0 + (1 - ab).sqrt() * torch.randn_like(a0)
-            scale, prior = self.denoiser_terms(t, c0, w)
-            logits = scale * a_t + prior  # (B, H, L, L) f(A_t), what the layer attends with
+            tau = torch.randint(1, T + 1, (B,), device=x.device)  # (B,) one noise level per sequence
+            ab = self.abar[tau][:, None, None, None]  # (B, 1, 1, 1)
+            a_tau = ab.sqrt() * a0 + (1 - ab).sqrt() * torch.randn_like(a0)
+            logits = self.denoise(a_tau, tau, hist)  # (B, H, L, L) f(A_tau), what the layer attends with
             if self.options.stop_grad_target:  # the denoising loss trains the denoiser only
-                pred, target = scale * a_t.detach() + prior, a0.detach()
+                pred, target = self.denoise(a_tau.detach(), tau, hist), a0.detach()
             else:
                 pred, target = logits, a0
             entry = mask & valid[:, None, :, None]  # (B, 1, L, L) real query rows only
             sq = (pred - target).pow(2) * entry
             aux = self.options.denoise_weight * sq.sum() / (entry.sum() * H).clamp(min=1)
         else:
-            logits = self.generate(a0, c0, w)
+            logits = self.generate(a0, hist)
 
         weights = masked_softmax(logits, mask)  # (B, H, L, L) A_gen
         attn = F.dropout(weights, self.attn_dropout) if self.training else weights
         y = merge_heads(attn @ v)  # (B, L, D)
         return AttentionOutput(out=self.proj(y), aux_loss=aux, weights=weights if return_weights else None)
 
-    def generate(self, a0: torch.Tensor, c0: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """DDIM (eta = 0) reverse chain from the partially noised A_{t_start} -> x0 logits (B, H, L, L)."""
+    def generate(self, a0: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """DDIM (eta = 0) reverse chain from the partially noised A_{tau_start} -> x0 logits (B, H, L, L)."""
         opts = self.options
         t_start = max(1, round(opts.start_fraction * opts.steps_T))
         n = min(opts.inference_steps, t_start)
         times = torch.linspace(t_start, 0, n + 1).round().long().tolist()  # e.g. [5, 2, 0]
         ab = self.abar[t_start]
-        a_t = ab.sqrt() * a0
+        a_tau = ab.sqrt() * a0
         if self.inference == "sample":
-            a_t = a_t + (1 - ab).sqrt() * torch.randn_like(a0)
+            a_tau = a_tau + (1 - ab).sqrt() * torch.randn_like(a0)
         B = a0.shape[0]
+        x0 = a_tau
         for t_now, t_next in zip(times[:-1], times[1:]):  # a few steps, never over positions
-            scale, prior = self.denoiser_terms(torch.full((B,), t_now, device=a0.device, dtype=torch.long), c0, w)
-            x0 = scale * a_t + prior  # (B, H, L, L)
-            if t_next == 0:
-                return x0
+            x0 = self.denoise(a_tau, torch.full((B,), t_now, device=a0.device, dtype=torch.long), hist)
+            # DDIM: a_next = sqrt(abar') x0 + sqrt(1 - abar') eps_hat, eps_hat = (a - sqrt(abar) x0) / sqrt(1 - abar)
             ab_now, ab_next = self.abar[t_now], self.abar[t_next]
-            eps = (a_t - ab_now.sqrt() * x0) / (1 - ab_now).sqrt()
-            a_t = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
-        return a_t
+            keep = ((1 - ab_next) / (1 - ab_now)).sqrt()
+            a_tau = (ab_next.sqrt() - keep * ab_now.sqrt()) * x0 + keep * a_tau
+        return x0
