@@ -82,13 +82,16 @@ def replay_clicks(
 
 def replay_to_kafka(
     clicks: Sequence[ClickEvent], bootstrap: str, topic: str, speed: float | None, *, progress: bool = True,
-    restamp: bool = True,
+    restamp: bool = True, on_send: Callable[[ClickEvent], None] | None = None,
 ) -> ReplaySummary:
-    """Replay into `topic`, keyed by user id (the worker's partitioning contract)."""
+    """Replay into `topic`, keyed by user id (the worker's partitioning contract). `on_send` sees
+    each click as sent (after restamping); it may raise to stop the replay early."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1, enable_idempotence=False)
     try:
         def send(click: ClickEvent) -> None:
             producer.send(topic, key=click.user_id.encode("utf-8"), value=encode_click(click))
+            if on_send is not None:
+                on_send(click)
 
         summary = replay_clicks(clicks, send, speed, progress=progress, restamp=restamp)
         producer.flush()

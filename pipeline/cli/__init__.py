@@ -25,10 +25,11 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from pipeline.cli import kafka_cmd, models_cmd, replay_cmd, retrain_cmd
+    from pipeline.cli import demo_cmd, kafka_cmd, models_cmd, replay_cmd, retrain_cmd
     from pipeline.cli import model_cmd
     from pipeline.cli import worker_cmd
 
+    cli.add_command(demo_cmd.demo)
     cli.add_command(kafka_cmd.kafka)
     cli.add_command(models_cmd.models)
     cli.add_command(replay_cmd.export)

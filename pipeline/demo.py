@@ -1,0 +1,301 @@
+"""`seqrec demo`: the whole system on one machine, with live figures.
+
+Starts (or finds) a broker, trains a first model on the older half of a click log (synthetic
+unless --data), starts a worker that follows the model store, a retraining loop on the clicks
+topic, and replays the log: the older half as fast as possible (users' histories), the newer half
+on its schedule. Everything it started is stopped at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from model.config import ModelConfig
+from model.data import load_dataset, load_timed_clicks, synthetic_clicks
+from model.train import TrainConfig
+from pipeline.clicklog import clicks_from_rows, interleave_sequences
+from pipeline.harness import WorkerProcess
+from pipeline.kafka_local import free_port
+from pipeline.kafka_provider import provide_kafka
+from pipeline.model_store import DirectoryModelStore
+from pipeline.offline_eval import RunResult
+from pipeline.prequential import score_shown_lists
+from pipeline.replay import replay_to_kafka
+from pipeline.report import write_report
+from pipeline.retrain import retrain_once
+from pipeline.settings import KafkaSettings, Settings
+from pipeline.source import ClickEvent
+from pipeline.worker import ensure_topics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIVE_S = 300.0  # how long the live half plays when no --duration or --speed is given
+BAD_EVENT_SHARE = 0.005  # malformed messages mixed into the replay, to show the dead-letter path
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float | None = None  # None: until Ctrl-C or the log ends
+    data: Path | None = None
+    users: int = 1000
+    items: int = 300
+    speed: float | None = None  # replay speed of the live half; None fits it into the duration, inf = max
+    attention: str = "softmax"
+    retrain_interval_s: float = 60.0
+    workdir: Path | None = None
+    seed: int = 0
+
+
+class _StopReplay(Exception):
+    pass
+
+
+@dataclass
+class LiveStats:
+    """What the demo shows, fed by the replay (clicks sent) and a consumer thread (answers)."""
+
+    started: float = field(default_factory=time.monotonic)
+    sent: list[ClickEvent] = field(default_factory=list)
+    sent_at: dict[str, tuple[int, int]] = field(default_factory=dict)  # event id -> (index, send ms)
+    shown: dict[str, list[str]] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    answer_times: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    versions: list[str] = field(default_factory=list)
+    dead_letters: int = 0
+    live_from: int = 10**12  # index in `sent` where the scheduled (scored) part starts, once known
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_send(self, click: ClickEvent) -> None:
+        with self.lock:
+            self.sent_at[click.event_id] = (len(self.sent), click.timestamp)
+            self.sent.append(click)
+
+    def on_answer(self, record: dict, received_ms: int) -> None:
+        event_id = record.get("event_id")
+        with self.lock:
+            if event_id in self.shown or event_id not in self.sent_at:
+                return
+            self.shown[event_id] = [i["item_id"] for i in record.get("items", [])]
+            index, sent_ms = self.sent_at[event_id]
+            if index >= self.live_from:  # the warm-up half is a backlog, not live traffic
+                self.latencies_ms.append(received_ms - sent_ms)
+            self.answer_times.append(time.monotonic())
+            version = str(record.get("model_version"))
+            if not self.versions or self.versions[-1] != version:
+                self.versions.append(version)
+
+    def snapshot(self) -> dict[str, float | str | int]:
+        with self.lock:
+            now = time.monotonic()
+            recent = sum(1 for t in self.answer_times if now - t <= 5.0) / 5.0
+            lat = sorted(self.latencies_ms[-5000:])
+            report = score_shown_lists(self.sent, self.shown, ks=(10,), score_from=min(self.live_from, len(self.sent)))
+            return {
+                "elapsed_s": now - self.started,
+                "sent": len(self.sent),
+                "answered": len(self.shown),
+                "events_per_s": recent,
+                "p50_ms": lat[len(lat) // 2] if lat else float("nan"),
+                "p99_ms": lat[int(len(lat) * 0.99)] if lat else float("nan"),
+                "hit_rate@10": report.overall["HR@10"],
+                "scored": report.scored,
+                "model_version": self.versions[-1] if self.versions else "-",
+                "versions_seen": len(self.versions),
+                "dead_letters": self.dead_letters,
+            }
+
+
+def _table(s: dict) -> Table:
+    table = Table(title="seqrec demo (Ctrl-C to stop)", show_header=False)
+    rows = [
+        ("elapsed", f"{s['elapsed_s']:.0f} s"),
+        ("clicks sent / answered", f"{s['sent']:,} / {s['answered']:,}"),
+        ("answers per second (5 s)", f"{s['events_per_s']:,.0f}"),
+        ("end-to-end latency p50 / p99", f"{s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms"),
+        ("hit rate@10 so far (live part)", f"{s['hit_rate@10']:.3f} over {s['scored']:,} clicks"),
+        ("model version", f"{s['model_version']} ({s['versions_seen']} seen)"),
+        ("dead letters", f"{s['dead_letters']:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def demo_clicks(options: DemoOptions) -> list[ClickEvent]:
+    if options.data is None:
+        rows = synthetic_clicks(options.users, options.items, seed=options.seed)
+    else:
+        rows = load_timed_clicks(options.data)
+        if rows is None:
+            dataset = load_dataset(options.data)
+            rows = interleave_sequences(dataset.users, dataset.sequences, seed=options.seed)
+    return list(clicks_from_rows(rows))
+
+
+def _consume_answers(bootstrap: str, settings: Settings, stats: LiveStats, stop: threading.Event) -> None:
+    k = settings.kafka
+    consumer = KafkaConsumer(k.recommendations_topic, k.dead_letter_topic, bootstrap_servers=bootstrap,
+                             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        while not stop.is_set():
+            for tp, records in consumer.poll(timeout_ms=200, max_records=5000).items():
+                now_ms = time.time_ns() // 1_000_000
+                for record in records:
+                    if tp.topic == k.dead_letter_topic:
+                        with stats.lock:
+                            stats.dead_letters += 1
+                        continue
+                    try:
+                        stats.on_answer(json.loads(record.value), now_ms)
+                    except ValueError:
+                        continue
+    finally:
+        consumer.close()
+
+
+def _send_bad_events(bootstrap: str, topic: str, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    bad = [b"\xff\xfe not utf-8", b"{not json", b'{"event_id": "x"}', b'{"event_id":"b","user_id":"u","item_id":1,'
+           b'"timestamp":1}']
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, enable_idempotence=False)
+    for i in range(n):
+        producer.send(topic, key=f"bad-{i}".encode(), value=rng.choice(bad))
+    producer.flush()
+    producer.close()
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
+    """Run until the duration passes, the log ends or Ctrl-C; return the summary figures."""
+    console = console or Console()
+    run_id = uuid.uuid4().hex[:6]
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="seqrec-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    stats = LiveStats()
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        bootstrap, source = stack.enter_context(provide_kafka(workdir / "kafka"))
+        console.print(f"Kafka: {bootstrap} ({source})")
+        settings = Settings(app_id=f"seqrec-demo-{run_id}", kafka=KafkaSettings(
+            bootstrap_servers=bootstrap, clicks_topic=f"demo-{run_id}-clicks", partitions=4,
+            recommendations_topic=f"demo-{run_id}-recommendations", dead_letter_topic=f"demo-{run_id}-clicks.dlq"))
+        ensure_topics(settings)
+
+        clicks = demo_clicks(options)
+        half = len(clicks) // 2
+        store = DirectoryModelStore(workdir / "models")
+        with console.status(f"training a first {options.attention} model on {half:,} clicks ..."):
+            first = retrain_once(clicks[:half], store, train_config=TrainConfig(epochs=10, patience=3, progress=False),
+                                 model_config=ModelConfig(n_items=1, max_len=50, d_model=32, n_heads=2,
+                                                          attention=options.attention),
+                                 work_dir=workdir / "train")
+        console.print(first.line())
+
+        port = free_port()
+        worker = WorkerProcess(
+            ["--brokers", bootstrap, "--app-id", settings.app_id, "--datadir", str(workdir / "worker"),
+             "--web-port", str(port), "--clicks-topic", settings.kafka.clicks_topic,
+             "--recommendations-topic", settings.kafka.recommendations_topic,
+             "--dead-letter-topic", settings.kafka.dead_letter_topic, "--partitions", "4",
+             "--checkpoint", str(store.checkpoint_path(store.latest())), "--session-timeout", "6",
+             "--heartbeat-interval", "1", "--torch-threads", "1"],
+            log_path=workdir / "worker.log", web_port=port,
+            env={"SEQREC_SERVING__MODEL_STORE": str(store.root), "SEQREC_SERVING__MODEL_POLL_S": "2"},
+        ).start()
+        stack.callback(worker.stop)
+        with console.status("starting the worker ..."):
+            worker.wait_ready(120)
+        console.print(f"worker ready (metrics on http://127.0.0.1:{port}/metrics, log {workdir / 'worker.log'})")
+
+        retrain_log = open(workdir / "retrain.log", "ab")
+        stack.callback(retrain_log.close)
+        retrainer = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "retrain", "--store", str(store.root), "--topic",
+             settings.kafka.clicks_topic, "--bootstrap", bootstrap, "--interval", str(options.retrain_interval_s),
+             "--epochs", "3", "--tolerance", "0.01"],
+            stdout=retrain_log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})  # leave the other core to the worker
+        stack.callback(_terminate, retrainer)
+
+        consumer_thread = threading.Thread(target=_consume_answers, args=(bootstrap, settings, stats, stop),
+                                           daemon=True)
+        consumer_thread.start()
+        stack.callback(consumer_thread.join, 5)
+        stack.callback(stop.set)
+
+        def on_send(click: ClickEvent) -> None:
+            if stop.is_set():
+                raise _StopReplay
+            stats.on_send(click)
+
+        live_span_s = (clicks[-1].timestamp - clicks[half].timestamp) / 1000
+        speed = options.speed or max(live_span_s / (options.duration_s or DEFAULT_LIVE_S), 1.0)
+        console.print(f"replaying {half:,} older clicks at full speed, then {len(clicks) - half:,} at {speed:,.0f}x")
+        replay_speed = None if math.isinf(speed) else speed
+
+        def replay() -> None:
+            try:
+                topic = settings.kafka.clicks_topic
+                replay_to_kafka(clicks[:half], bootstrap, topic, None, progress=False, on_send=on_send)
+                stats.live_from = len(stats.sent)
+                _send_bad_events(bootstrap, topic, max(1, int(len(clicks) * BAD_EVENT_SHARE)), options.seed)
+                replay_to_kafka(clicks[half:], bootstrap, topic, replay_speed, progress=False, on_send=on_send)
+            except _StopReplay:
+                pass
+
+        replay_thread = threading.Thread(target=replay, daemon=True)
+        stats.started = time.monotonic()
+        replay_thread.start()
+        deadline = time.monotonic() + options.duration_s if options.duration_s else None
+        try:
+            with Live(_table(stats.snapshot()), console=console, refresh_per_second=2, transient=True) as live:
+                while deadline is None or time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    live.update(_table(stats.snapshot()))
+                    if not replay_thread.is_alive() and len(stats.shown) >= len(stats.sent):
+                        break
+        except KeyboardInterrupt:
+            console.print("stopping ...")
+        stop.set()
+        replay_thread.join(10)
+        summary = stats.snapshot()
+        result = RunResult("demo (through Kafka)",
+                           score_shown_lists(stats.sent, stats.shown, ks=(5, 10), window_ms=3_600_000,
+                                             score_from=min(stats.live_from, len(stats.sent))),
+                           [(0, v) for v in stats.versions], list(stats.latencies_ms), summary["elapsed_s"])
+        summary["report"] = str(write_report([result], workdir / "report", "seqrec demo"))
+        summary["versions_published"] = len(store.versions())
+    console.print(_table(summary))
+    console.print(f"summary: {summary['sent']:,} clicks sent, {summary['answered']:,} answered, "
+                  f"hit rate@10 {summary['hit_rate@10']:.3f}, {summary['versions_seen']} model versions served, "
+                  f"{summary['dead_letters']} dead letters; report: {summary['report']}")
+    return summary
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
