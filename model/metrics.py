@@ -14,7 +14,6 @@ Diversity of the top-K list L of each user, with A(i) the attribute/category set
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Sequence
 
 import torch
@@ -22,6 +21,7 @@ import torch
 __all__ = [
     "MetricAccumulator",
     "catalogue_coverage",
+    "category_matrix",
     "category_coverage",
     "intra_list_diversity",
     "ranking_metrics",
@@ -46,30 +46,52 @@ def ranking_metrics(ranks: torch.Tensor, k: int) -> dict[str, float]:
     }
 
 
-def category_coverage(top: Sequence[Sequence[int]], categories: Sequence[frozenset], n_categories: int) -> float:
-    """Mean share of all categories covered by each list."""
-    if not top or n_categories == 0:
+def category_matrix(categories: Sequence[frozenset]) -> torch.Tensor:
+    """Attribute sets per item index -> (n_items + 1, n_categories) multi-hot float matrix."""
+    names = sorted(frozenset().union(*categories)) if categories else []
+    column = {c: j for j, c in enumerate(names)}
+    m = torch.zeros(len(categories), len(names))
+    for i, cats in enumerate(categories):
+        for c in cats:
+            m[i, column[c]] = 1.0
+    return m
+
+
+def _chunks(top: torch.Tensor, size: int = 1024):
+    for start in range(0, top.shape[0], size):
+        yield top[start:start + size]
+
+
+def category_coverage(top: torch.Tensor, cats: torch.Tensor) -> float:
+    """top (U, K) item indices, cats (N+1, C) multi-hot -> mean share of the C categories per list."""
+    if top.numel() == 0 or cats.shape[1] == 0:
         return 0.0
-    return sum(len(frozenset().union(*(categories[i] for i in row))) for row in top) / (len(top) * n_categories)
+    covered = sum(float((cats[chunk].amax(dim=1) > 0).sum()) for chunk in _chunks(top))
+    return covered / (top.shape[0] * cats.shape[1])
 
 
-def _jaccard_distance(a: frozenset, b: frozenset) -> float:
-    return 1.0 - len(a & b) / len(a | b)
+def intra_list_diversity(top: torch.Tensor, cats: torch.Tensor) -> float:
+    """Mean over lists of the mean pairwise Jaccard distance of the items' attribute sets; pairs with an
+    attribute-less item are left out, and so are lists with no pair left."""
+    total, lists = 0.0, 0
+    k = top.shape[1]
+    upper = torch.ones(k, k, dtype=torch.bool).triu(diagonal=1)  # each pair i < j once
+    for chunk in _chunks(top):
+        a = cats[chunk]  # (u, K, C)
+        inter = a @ a.transpose(1, 2)  # (u, K, K)
+        size = a.sum(-1)  # (u, K)
+        union = size[:, :, None] + size[:, None, :] - inter
+        pair = upper & (size[:, :, None] > 0) & (size[:, None, :] > 0)  # (u, K, K)
+        dist = torch.where(pair, 1 - inter / union.clamp(min=1), torch.zeros(()))
+        n_pairs = pair.sum(dim=(1, 2))
+        has = n_pairs > 0
+        total += float((dist.sum(dim=(1, 2))[has] / n_pairs[has]).sum())
+        lists += int(has.sum())
+    return total / lists if lists else 0.0
 
 
-def intra_list_diversity(top: Sequence[Sequence[int]], categories: Sequence[frozenset]) -> float:
-    """Mean over lists of the mean pairwise Jaccard distance of the items' attribute sets."""
-    per_list = []
-    for row in top:
-        dists = [_jaccard_distance(categories[i], categories[j]) for i, j in combinations(row, 2)
-                 if categories[i] and categories[j]]
-        if dists:
-            per_list.append(sum(dists) / len(dists))
-    return sum(per_list) / len(per_list) if per_list else 0.0
-
-
-def catalogue_coverage(top: Sequence[Sequence[int]], n_items: int) -> float:
-    return len({i for row in top for i in row}) / n_items if n_items else 0.0
+def catalogue_coverage(top: torch.Tensor, n_items: int) -> float:
+    return top.unique().numel() / n_items if n_items and top.numel() else 0.0
 
 
 class MetricAccumulator:
@@ -79,26 +101,26 @@ class MetricAccumulator:
     def __init__(self, n_items: int, ks: Sequence[int] = (5, 10, 20), categories: Sequence[frozenset] | None = None):
         self.n_items = n_items
         self.ks = tuple(sorted(ks))
-        self.categories = categories
-        self.n_categories = len(frozenset().union(*categories)) if categories else 0
+        self.cats = category_matrix(categories) if categories is not None else None
         self._ranks: list[torch.Tensor] = []
-        self._top: list[list[int]] = []  # top max(K) per user
+        self._top: list[torch.Tensor] = []  # (B, max K) per batch
 
     def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
         scores = scores.float()
         self._ranks.append(target_ranks(scores, targets.to(scores.device)).cpu())
-        self._top.extend(scores.topk(min(self.ks[-1], self.n_items), dim=1).indices.cpu().tolist())
+        self._top.append(scores.topk(min(self.ks[-1], self.n_items), dim=1).indices.cpu())
 
     def result(self) -> dict[str, float]:
         if not self._ranks:
             raise ValueError("no evaluation batches were added")
         ranks = torch.cat(self._ranks)
+        top = torch.cat(self._top)  # (U, max K)
         out: dict[str, float] = {"users": float(ranks.numel())}
         for k in self.ks:
             out.update(ranking_metrics(ranks, k))
-            top_k = [row[:k] for row in self._top]
+            top_k = top[:, :k]
             out[f"Coverage@{k}"] = catalogue_coverage(top_k, self.n_items)
-            if self.categories is not None:
-                out[f"CC@{k}"] = category_coverage(top_k, self.categories, self.n_categories)
-                out[f"ILD@{k}"] = intra_list_diversity(top_k, self.categories)
+            if self.cats is not None:
+                out[f"CC@{k}"] = category_coverage(top_k, self.cats)
+                out[f"ILD@{k}"] = intra_list_diversity(top_k, self.cats)
         return out

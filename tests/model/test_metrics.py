@@ -11,6 +11,7 @@ from model.metrics import (
     MetricAccumulator,
     catalogue_coverage,
     category_coverage,
+    category_matrix,
     intra_list_diversity,
     ranking_metrics,
     target_ranks,
@@ -34,24 +35,30 @@ def test_ranking_metrics_by_hand() -> None:
 
 
 CATS = [frozenset(), frozenset({"a"}), frozenset({"a", "b"}), frozenset({"c"}), frozenset()]
+M = category_matrix(CATS)  # columns a, b, c
+
+
+def test_category_matrix() -> None:
+    assert M.tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 0, 0]]
 
 
 def test_category_coverage_by_hand() -> None:
     # 3 categories in all; list 1 covers {a, b} (2/3), list 2 covers {a, c} (2/3), list 3 {c} (1/3)
-    top = [[1, 2], [1, 3], [3, 4]]
-    assert category_coverage(top, CATS, 3) == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+    top = torch.tensor([[1, 2], [1, 3], [3, 4]])
+    assert category_coverage(top, M) == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
 
 
 def test_intra_list_diversity_by_hand() -> None:
     # pairs: (1,2): 1 - 1/2 = 0.5; (1,3): 1; (2,3): 1 -> mean 2.5/3. Second list: item 4 has no
     # attributes, so only (1,3) counts -> 1. Mean over lists: (2.5/3 + 1) / 2.
-    top = [[1, 2, 3], [1, 3, 4]]
-    assert intra_list_diversity(top, CATS) == pytest.approx((2.5 / 3 + 1) / 2)
-    assert intra_list_diversity([[1, 1]], CATS) == 0.0  # identical attributes: no diversity
+    top = torch.tensor([[1, 2, 3], [1, 3, 4]])
+    assert intra_list_diversity(top, M) == pytest.approx((2.5 / 3 + 1) / 2)
+    assert intra_list_diversity(torch.tensor([[1, 1]]), M) == 0.0  # identical attributes: no diversity
+    assert intra_list_diversity(torch.tensor([[4, 0]]), M) == 0.0  # no pair with attributes: left out
 
 
 def test_catalogue_coverage_by_hand() -> None:
-    assert catalogue_coverage([[1, 2], [2, 3]], 4) == 0.75
+    assert catalogue_coverage(torch.tensor([[1, 2], [2, 3]]), 4) == 0.75
 
 
 def test_accumulator_combines_batches() -> None:
