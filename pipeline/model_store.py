@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.checkpoint import read_payload
+from model.checkpoint import read_payload, write_atomically
 from model.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -47,19 +45,6 @@ class ModelStore(Protocol):
     def checkpoint_path(self, version: str) -> Path: ...
     def promote(self, version: str) -> None: ...
     def rollback(self) -> str: ...
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class DirectoryModelStore:
@@ -119,7 +104,7 @@ class DirectoryModelStore:
         target = self.versions_dir / f"{version}.pt"
         if not target.exists():
             with open(checkpoint, "rb") as src:
-                _write_atomically(target, src.read())
+                write_atomically(target, src.read())
         log.info("published version %s to %s", version, self.root)
         if promote:
             self.promote(version)
@@ -142,8 +127,8 @@ class DirectoryModelStore:
         return history[-1]
 
     def _set_history(self, history: list[str]) -> None:
-        _write_atomically(self.root / "history.json", json.dumps(history).encode())
-        _write_atomically(self.root / "LATEST", f"{history[-1]}\n".encode() if history else b"")
+        write_atomically(self.root / "history.json", json.dumps(history).encode())
+        write_atomically(self.root / "LATEST", f"{history[-1]}\n".encode() if history else b"")
 
     def _prune(self) -> None:
         """Keep the newest `keep` checkpoints, and always every version the last `keep`
