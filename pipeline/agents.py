@@ -23,9 +23,9 @@ from pipeline.batcher import BatchPolicy, MicroBatcher
 from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner
 from pipeline.settings import Settings
-from pipeline.sink import Sink, dead_letter_record, recommendation_record
+from pipeline.sink import FaustTopic, KafkaBatchTopic, Sink, dead_letter_record, recommendation_record
 from pipeline.source import INFERENCE_FAILED, ClickEvent, Rejection, SourceLimits, decode_click
-from pipeline.state import update_history
+from pipeline.state import StateCache, update_history
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class ClickPipeline:
             self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
         )
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
+        self.cache = StateCache(settings.store.cache_users)
 
     async def accept(
         self,
@@ -87,6 +88,7 @@ class ClickPipeline:
         offset: int,
         timestamp_s: float | None,
         handle: Any,
+        generation: int = 0,
     ) -> None:
         """One message from the clicks topic: validate, update the history, queue for scoring.
 
@@ -94,6 +96,7 @@ class ClickPipeline:
         """
         received = time.monotonic()
         self.metrics.events_in.inc()
+        self.cache.reset(generation)  # a rebalance may have moved partitions: forget them
         self.positions[partition] = offset
         produced_ms = int(timestamp_s * 1000) if timestamp_s else None
         result = decode_click(value, key, now_ms=_now_ms(), limits=self.limits)
@@ -110,7 +113,8 @@ class ClickPipeline:
             )
             return
         state, applied = update_history(
-            self.table, result, offset, history_len=self.history_len, session_gap_ms=self.session_gap_ms
+            self.table, result, offset, history_len=self.history_len,
+            session_gap_ms=self.session_gap_ms, cache=self.cache,
         )
         if not applied:
             self.metrics.replayed.inc()
@@ -138,19 +142,22 @@ class ClickPipeline:
                 m.inference_seconds.observe(time.perf_counter() - started)
             done = time.monotonic()
             now_ms = _now_ms()
+            answers_out = []
             for r, items in zip(clicks, answers if clicks else ()):
                 latency_s = done - r.received
                 record = recommendation_record(
                     r.click, items, model_version=version, produced_at_ms=now_ms,
                     latency_ms=latency_s * 1000,
                 )
-                pending.append(await self.sink.send_recommendation(record))
+                answers_out.append((record, r.source[1]))
                 m.worker_seconds.observe(latency_s)
                 if r.produced_ms is not None:
                     m.end_to_end_seconds.observe(max(now_ms - r.produced_ms, 0) / 1000)
+            if answers_out:
+                pending += await self.sink.send_recommendations(answers_out)
         letters = [r for r in batch if r.dead_letter is not None]
-        for r in letters:
-            pending.append(await self.sink.send_dead_letter(r.dead_letter, r.key))
+        if letters:
+            pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
         if pending:
             await asyncio.gather(*pending)  # the broker has every answer: now the clicks may be acked
         m.recommendations_out.inc(len(clicks))
@@ -169,14 +176,23 @@ def _inference_failure(request: Request, exc: Exception) -> dict[str, Any]:
     )
 
 
-def wire(app: Any, settings: Settings, runner: Runner, metrics: Metrics, health: Health) -> Any:
-    """Attach the clicks agent, the history table, web pages and timers to a Faust app."""
+def wire(
+    app: Any,
+    settings: Settings,
+    runner: Runner,
+    metrics: Metrics,
+    health: Health,
+    *,
+    same_partitioning: bool = False,
+) -> Any:
+    """Attach the clicks agent, the history table, web pages and timers to a Faust app.
+
+    `same_partitioning`: the recommendations topic has as many partitions as the clicks topic,
+    so an answer can go to its click's partition number without hashing the key again.
+    """
     k = settings.kafka
     clicks = app.topic(
         k.clicks_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
-    )
-    recommendations = app.topic(
-        k.recommendations_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
     )
     dead_letters = app.topic(
         k.dead_letter_topic, partitions=k.partitions, key_serializer="raw", value_serializer="raw"
@@ -185,10 +201,15 @@ def wire(app: Any, settings: Settings, runner: Runner, metrics: Metrics, health:
         settings.table_name,
         default=None,
         partitions=k.partitions,
-        key_type=str,  # keys and values are stored as JSON
+        key_type=bytes,  # stored as given: user id UTF-8 → UserHistory.to_bytes()
+        value_type=bytes,
         options={"block_cache_size": settings.store.block_cache_mib * 2**20},
     )
-    sink = Sink(recommendations, dead_letters)
+    sink = Sink(
+        KafkaBatchTopic(lambda: app.producer._ensure_producer(), k.recommendations_topic),
+        FaustTopic(dead_letters),
+        keep_partition=same_partitioning,
+    )
     metrics.set_model_version(runner.version)
 
     @app.agent(clicks, concurrency=1, name="serve_clicks")
@@ -205,6 +226,7 @@ def wire(app: Any, settings: Settings, runner: Runner, metrics: Metrics, health:
                 await pipeline.accept(
                     msg.value, msg.key, topic=msg.topic, partition=msg.partition,
                     offset=msg.offset, timestamp_s=msg.timestamp, handle=event,
+                    generation=msg.generation_id,
                 )
         finally:
             flusher.cancel()

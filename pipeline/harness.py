@@ -110,7 +110,7 @@ def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> di
                     if m.value is None:
                         table.pop(key, None)
                     else:
-                        table[key] = UserHistory.from_dict(json.loads(m.value))
+                        table[key] = UserHistory.from_bytes(m.value)
         return table
     finally:
         consumer.close()

@@ -41,6 +41,8 @@ class StoreSettings(BaseModel):
     block_cache_mib: int = Field(8, ge=1)
     # Warm copies of other workers' partitions, so a takeover needs not replay the changelog.
     standby_replicas: int = Field(1, ge=0)
+    # Users whose state is also kept in memory (reads skip RocksDB); emptied on a rebalance.
+    cache_users: int = Field(100_000, ge=0)
 
 
 class BatchingSettings(BaseModel):

@@ -1,9 +1,10 @@
 """Sink: the records the worker produces (recommendations, dead letters) and where they go.
 
 Record builders are plain functions; the wire form is compact JSON following
-schemas/recommendation.v1.json and schemas/dead_letter.v1.json. A `Topic` is anything with
-Faust's `await topic.send(key=, value=)`, which returns a future that resolves once the broker
-has the record; `MemoryTopic` is the in-process stand-in for tests and replays.
+schemas/recommendation.v1.json and schemas/dead_letter.v1.json. A `Topic` takes many records
+at once and returns futures that resolve once the broker has them: `KafkaBatchTopic` (answers,
+one record batch per partition), `FaustTopic` (dead letters) and `MemoryTopic`, the in-process
+stand-in for tests and replays.
 """
 
 from __future__ import annotations
@@ -12,31 +13,85 @@ import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from pipeline.source import ClickEvent, Rejection
 
 SCHEMA_VERSION = 1
 
 
+Record = tuple[int | None, bytes | None, bytes]  # (partition or None to hash the key, key, value)
+
+
 class Topic(Protocol):
-    async def send(self, *, key: bytes | None, value: bytes) -> Awaitable[Any]: ...
+    async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
+        """Hand records to the producer; each future resolves once the broker has them."""
+        ...
 
 
 @dataclass
 class MemoryTopic:
-    """An in-memory topic: `records` holds (key, value) in send order."""
+    """An in-memory topic: `records` holds (key, value) in send order, `partitions` alongside."""
 
     records: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    partitions: list[int | None] = field(default_factory=list)
 
-    async def send(self, *, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        self.records.append((key, value))
+    async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
+        for partition, key, value in records:
+            self.records.append((key, value))
+            self.partitions.append(partition)
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(None)
-        return done
+        return [done]
 
     def decoded(self) -> list[dict[str, Any]]:
         return [json.loads(value) for _, value in self.records]
+
+
+class FaustTopic:
+    """A Faust topic, one `topic.send` per record (fine for the rare dead letter)."""
+
+    def __init__(self, topic: Any) -> None:
+        self.topic = topic
+
+    async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
+        return [await self.topic.send(key=k, value=v, partition=p) for p, k, v in records]
+
+
+class KafkaBatchTopic:
+    """Records go straight to the app's aiokafka producer as one record batch per partition.
+
+    Per record this skips Faust's send path (future message, sensors, callbacks), which cost
+    about 0.3 ms of event-loop time per recommendation on this machine. `producer()` returns
+    the started `aiokafka.AIOKafkaProducer` (Faust's `app.producer._ensure_producer()`).
+    """
+
+    def __init__(self, producer: Callable[[], Any], name: str) -> None:
+        self._producer = producer
+        self.name = name
+
+    async def send_many(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
+        producer = self._producer()
+        by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        for partition, key, value in records:
+            if partition is None:
+                partition = await self._partition_for(producer, key)
+            by_partition.setdefault(partition, []).append((key, value))
+        futures = []
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(timestamp=None, key=key, value=value) is None:  # batch full
+                    futures.append(await producer.send_batch(batch, self.name, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(timestamp=None, key=key, value=value)
+            futures.append(await producer.send_batch(batch, self.name, partition=partition))
+        return futures
+
+    async def _partition_for(self, producer: Any, key: bytes | None) -> int:
+        await producer.client._wait_on_metadata(self.name)
+        partitions = sorted(producer.client.cluster.partitions_for_topic(self.name))
+        return producer._partitioner(key, partitions, partitions)
 
 
 def _encode_raw(raw: bytes | None) -> tuple[str | None, str]:
@@ -97,23 +152,37 @@ def encode(record: dict[str, Any]) -> bytes:
 
 
 class Sink:
-    """Sends records; each `send_*` returns the broker-acknowledgement future to await."""
+    """Sends answers and dead letters. With `keep_partition`, an answer goes to the partition
+    number its click came from: the recommendations topic is keyed by user id like the clicks
+    topic, so with equal partition counts that is where the key hashes anyway."""
 
-    def __init__(self, recommendations: Topic, dead_letters: Topic) -> None:
+    def __init__(self, recommendations: Topic, dead_letters: Topic, *, keep_partition: bool = False) -> None:
         self.recommendations = recommendations
         self.dead_letters = dead_letters
+        self.keep_partition = keep_partition
 
-    async def send_recommendation(self, record: dict[str, Any]) -> Awaitable[Any]:
-        return await self.recommendations.send(
-            key=record["user_id"].encode("utf-8"), value=encode(record)
-        )
+    async def send_recommendations(
+        self, answers: Sequence[tuple[dict[str, Any], int]]
+    ) -> list[Awaitable[Any]]:
+        """(record, source partition) pairs → delivery futures."""
+        keep = self.keep_partition
+        return await self.recommendations.send_many([
+            (partition if keep else None, record["user_id"].encode("utf-8"), encode(record))
+            for record, partition in answers
+        ])
 
-    async def send_dead_letter(self, record: dict[str, Any], key: bytes | None) -> Awaitable[Any]:
-        return await self.dead_letters.send(key=key, value=encode(record))
+    async def send_dead_letters(
+        self, letters: Sequence[tuple[dict[str, Any], bytes | None]]
+    ) -> list[Awaitable[Any]]:
+        """(record, original message key) pairs → delivery futures."""
+        return await self.dead_letters.send_many([(None, key, encode(record)) for record, key in letters])
 
 
 __all__ = [
+    "FaustTopic",
+    "KafkaBatchTopic",
     "MemoryTopic",
+    "Record",
     "Sink",
     "Topic",
     "dead_letter_record",

@@ -42,6 +42,13 @@ class UserHistory:
             "offset": self.offset,
         }
 
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "UserHistory":
+        return cls.from_dict(json.loads(raw))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "UserHistory":
         return cls(
@@ -102,33 +109,73 @@ def apply_click(
 
 
 def update_history(
-    table: MutableMapping[str, Any],
+    table: MutableMapping[bytes, bytes],
     click: ClickEvent,
     offset: int,
     *,
     history_len: int,
     session_gap_ms: int,
+    cache: StateCache | None = None,
 ) -> tuple[UserHistory, bool]:
     """Apply `click` to `table[user]`, write the new value back; return (state, applied).
 
+    Keys and values are bytes (`user_id` UTF-8, `UserHistory.to_bytes()`).
+
     `table` is the Faust table inside the worker (or a dict in tests). A replayed click
-    (applied=False) leaves the table untouched and returns the current state.
+    (applied=False) leaves the table untouched and returns the current state. With a `cache`,
+    reads come from it when it has the user (a RocksDB read through Faust costs ~0.2 ms).
     """
-    raw = table.get(click.user_id)
-    state = UserHistory.from_dict(raw) if raw is not None else None
+    user = click.user_id
+    key = user.encode("utf-8")
+    state = cache.get(user) if cache is not None else None
+    if state is None:
+        raw = table.get(key)
+        state = UserHistory.from_bytes(raw) if raw is not None else None
     new = apply_click(state, click, offset, history_len=history_len, session_gap_ms=session_gap_ms)
     if new is None:
         return state if state is not None else UserHistory(), False
-    table[click.user_id] = new.to_dict()
+    table[key] = new.to_bytes()
+    if cache is not None:
+        cache.put(user, new)
     return new, True
+
+
+class StateCache:
+    """Recently written user states, valid while the worker keeps its partitions.
+
+    Only the owner of a partition writes its users' values, so between two rebalances the
+    cache cannot go stale; `reset(generation)` drops everything when the consumer generation
+    changes. Bounded: when full it is emptied (cheap, and the table still has everything).
+    """
+
+    def __init__(self, max_users: int = 100_000) -> None:
+        self.max_users = max_users
+        self.generation: int | None = None
+        self._states: dict[str, UserHistory] = {}
+
+    def reset(self, generation: int) -> None:
+        if generation != self.generation:
+            self._states.clear()
+            self.generation = generation
+
+    def get(self, user: str) -> UserHistory | None:
+        return self._states.get(user)
+
+    def put(self, user: str, state: UserHistory) -> None:
+        if len(self._states) >= self.max_users and user not in self._states:
+            self._states.clear()
+        self._states[user] = state
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 _FAUST_OFFSET_KEY = b"__faust\x00offset__"
 
 
 def decode_table_key(key: bytes) -> str:
-    """A user id as Faust stores it in the table and its changelog (a JSON string)."""
-    return json.loads(key)
+    """A user id as the table and its changelog hold it."""
+    return key.decode("utf-8")
 
 
 def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, str, UserHistory]]:
@@ -146,9 +193,9 @@ def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, st
             for key, value in db.items():
                 if key == _FAUST_OFFSET_KEY:
                     continue
-                yield partition, decode_table_key(key), UserHistory.from_dict(json.loads(value))
+                yield partition, decode_table_key(key), UserHistory.from_bytes(value)
         finally:
             db.close()
 
 
-__all__ = ["UserHistory", "apply_click", "decode_table_key", "iter_rocksdb_table", "update_history"]
+__all__ = ["StateCache", "UserHistory", "apply_click", "decode_table_key", "iter_rocksdb_table", "update_history"]

@@ -4,6 +4,7 @@ hand the loop to Faust's Worker (which handles SIGTERM/SIGINT as a graceful shut
 from __future__ import annotations
 
 import logging
+import time
 
 from pipeline.app import build_app
 from pipeline.agents import wire
@@ -15,9 +16,10 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
     """Create the clicks, recommendations and dead-letter topics if missing (same partition
-    count), instead of relying on the broker's auto-creation with its defaults."""
+    count), instead of relying on the broker's auto-creation with its defaults; return each
+    topic's partition count."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -42,6 +44,26 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         raise BrokerError(f"cannot create topics {names}: {exc}") from exc
     finally:
         admin.close()
+    return partition_counts(k.bootstrap_servers, names, timeout_s)
+
+
+def partition_counts(bootstrap: str, names: list[str], timeout_s: float) -> dict[str, int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        counts: dict[str, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(counts) < len(names) and time.monotonic() < deadline:
+            for name in names:
+                partitions = consumer.partitions_for_topic(name)
+                if partitions:
+                    counts[name] = len(partitions)
+            if len(counts) < len(names):
+                time.sleep(0.2)
+        return counts
+    finally:
+        consumer.close()
 
 
 def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
@@ -60,13 +82,17 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     health.model_loaded = True
     log.info("model loaded: version=%s checkpoint=%s", model.version, settings.serving.checkpoint)
     runner = Runner(model, top_k=settings.serving.top_k, exclude_seen=settings.serving.exclude_seen)
-    ensure_topics(settings)
+    counts = ensure_topics(settings)
+    k = settings.kafka
+    clicks_n = counts.get(k.clicks_topic)
+    same = clicks_n is not None and counts.get(k.recommendations_topic) == clicks_n
     app = build_app(settings)
-    wire(app, settings, runner, metrics, health)
+    wire(app, settings, runner, metrics, health, same_partitioning=same)
     app.seqrec_runner = runner  # the hot-swap timer (a later issue) swaps through this
-    worker = Worker(
-        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
-    )
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # Faust always makes a terminal spinner, whose handler sets the root logger to DEBUG: every
+    # debug call in aiokafka and Faust then builds a LogRecord (about 5 per click, measured).
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

@@ -10,6 +10,7 @@ from pipeline.metrics import Metrics
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 from pipeline.sink import MemoryTopic, Sink
+from pipeline.state import UserHistory
 
 NOW_S = int(time.time())
 
@@ -77,7 +78,8 @@ def test_every_click_answered_bad_ones_dead_lettered_all_acked():
     assert by_id["e5"]["items"] == [{"item_id": "next-d", "score": 1.0}]
     # the model saw each user's history as of that click, last-3 kept
     assert ["b", "c", "d"] in [h for batch in model.batches for h in batch]
-    assert table["u1"]["items"] == ["b", "c", "d"] and table["u2"]["items"] == ["x"]
+    assert UserHistory.from_bytes(table[b"u1"]).items == ("b", "c", "d")
+    assert UserHistory.from_bytes(table[b"u2"]).items == ("x",)
 
     letters = dlq.decoded()
     for letter in letters:
@@ -105,7 +107,7 @@ def test_replayed_click_is_answered_again_but_not_reapplied():
         task.cancel()
 
     asyncio.run(main())
-    assert table["u"]["items"] == ["a", "b", "c"]
+    assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b", "c")
     assert len(recs.records) == 5
     assert metrics.replayed._value.get() == 2
 

@@ -1,5 +1,5 @@
 from pipeline.source import ClickEvent
-from pipeline.state import UserHistory, apply_click, update_history
+from pipeline.state import StateCache, UserHistory, apply_click, update_history
 
 GAP = 30 * 60 * 1000
 
@@ -14,11 +14,10 @@ def test_keeps_the_last_n_items_and_writes_a_new_value_back():
     for offset, item in enumerate(["a", "b", "c", "d"]):
         state, applied = update_history(table, c(item, 1000 * offset), offset, history_len=3, session_gap_ms=GAP)
         assert applied
-        values.append(table["u"])
-    assert table["u"]["items"] == ["b", "c", "d"]
+        values.append(table[b"u"])
+    assert UserHistory.from_bytes(table[b"u"]).items == ("b", "c", "d")
     assert state.items == ("b", "c", "d")
-    assert len({id(v) for v in values}) == len(values)  # never the same object mutated
-    assert values[0]["items"] == ["a"]
+    assert UserHistory.from_bytes(values[0]).items == ("a",)  # earlier values left as written
 
 
 def test_inactivity_gap_starts_a_new_session():
@@ -49,9 +48,24 @@ def test_replayed_offset_is_not_applied_twice():
     update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
     update_history(table, c("b", 1), 11, history_len=5, session_gap_ms=GAP)
     state, applied = update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
-    assert not applied and state.items == ("a", "b") and table["u"]["items"] == ["a", "b"]
+    assert not applied and state.items == ("a", "b")
+    assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b")
 
 
-def test_dict_round_trip():
+def test_cache_serves_reads_and_is_dropped_on_a_new_generation():
+    table, cache = {}, StateCache(max_users=2)
+    cache.reset(1)
+    update_history(table, c("a", 0), 0, history_len=5, session_gap_ms=GAP, cache=cache)
+    table[b"u"] = UserHistory(("stale",)).to_bytes()  # the cache wins within a generation
+    state, _ = update_history(table, c("b", 1), 1, history_len=5, session_gap_ms=GAP, cache=cache)
+    assert state.items == ("a", "b")
+    cache.reset(2)
+    assert len(cache) == 0
+    for user in ("x", "y", "z"):
+        cache.put(user, UserHistory())
+    assert len(cache) <= 2
+
+
+def test_round_trips():
     s = UserHistory(("a",), 1, "s", 1, 1, 1, 7)
-    assert UserHistory.from_dict(s.to_dict()) == s
+    assert UserHistory.from_dict(s.to_dict()) == s == UserHistory.from_bytes(s.to_bytes())
