@@ -111,16 +111,19 @@ class DGenAttention(GenerativeAttention):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def denoise(self, a_tau: torch.Tensor, tau: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """x0 prediction f(A_tau). a_tau (B, H, L, L); tau (B,) long; hist = (gate (B, H, L, 1),
-        prior (B, H, L, L), w (B, H, L, r)) from `history_terms`. The map's input may be detached by
-        the caller; the history terms carry the gradient."""
-        gate, prior, w = hist
-        B, H = a_tau.shape[:2]
+    def time_terms(self, tau: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The denoiser's timestep-dependent part: f(A_tau) = scale * A_tau + prior + prior_tau.
+        tau (B,) long; hist from `history_terms` -> scale (B, H, L, 1), prior_tau (B, H, 1, L)."""
+        gate, _, w = hist
+        B, H = gate.shape[:2]
         g_tau, u_tau = self.time_out(self.time_emb(tau)).view(B, H, 1, -1).split([1, w.shape[-1]], dim=-1)
         scale = 2.0 * torch.sigmoid(gate + g_tau) * self.abar[tau].sqrt()[:, None, None, None]  # (B, H, L, 1)
-        prior_tau = (u_tau @ w.transpose(-2, -1)) / math.sqrt(w.shape[-1])  # (B, H, 1, L)
-        return scale * a_tau + prior + prior_tau  # (B, H, L, L)
+        return scale, (u_tau @ w.transpose(-2, -1)) / math.sqrt(w.shape[-1])  # prior_tau (B, H, 1, L)
+
+    def denoise(self, a_tau: torch.Tensor, tau: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """x0 prediction f(A_tau): a_tau (B, H, L, L), tau (B,) long -> (B, H, L, L)."""
+        scale, prior_tau = self.time_terms(tau, hist)
+        return scale * a_tau + hist[1] + prior_tau
 
     def history_terms(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The denoiser's timestep-free part, once per forward: gate (B, H, L, 1), prior map
@@ -163,21 +166,38 @@ class DGenAttention(GenerativeAttention):
         return AttentionOutput(out=self.proj(y), aux_loss=aux, weights=weights if return_weights else None)
 
     def generate(self, a0: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """DDIM (eta = 0) reverse chain from the partially noised A_{tau_start} -> x0 logits (B, H, L, L)."""
+        """DDIM (eta = 0) reverse chain from the partially noised A_{tau_start} -> x0 logits (B, H, L, L).
+
+        The denoiser is affine in A_tau with per-row scales, so the whole chain is exactly
+            x0 = c * A_start + d * prior + sum_k e_k * prior_tau_k
+        with per-row coefficients c, d, e_k (B, H, L, 1). We carry those coefficients through the steps
+        and touch the (L, L) map only once at the end: any number of steps costs about one step.
+        (tests/model/test_genatt.py checks this against the step-by-step chain.)"""
         opts = self.options
         t_start = max(1, round(opts.start_fraction * opts.steps_T))
         n = min(opts.inference_steps, t_start)
         times = torch.linspace(t_start, 0, n + 1).round().long().tolist()  # e.g. [5, 2, 0]
         ab = self.abar[t_start]
-        a_tau = ab.sqrt() * a0
+        a_start = ab.sqrt() * a0
         if self.inference == "sample":
-            a_tau = a_tau + (1 - ab).sqrt() * torch.randn_like(a0)
+            a_start = a_start + (1 - ab).sqrt() * torch.randn_like(a0)
         B = a0.shape[0]
-        x0 = a_tau
+        c, d = 1.0, 0.0  # A_now = c * A_start + d * prior + sum_k e[k] * prior_tau[k]
+        e: list[torch.Tensor] = []
+        prior_taus: list[torch.Tensor] = []
         for t_now, t_next in zip(times[:-1], times[1:]):  # a few steps, never over positions
-            x0 = self.denoise(a_tau, torch.full((B,), t_now, device=a0.device, dtype=torch.long), hist)
-            # DDIM: a_next = sqrt(abar') x0 + sqrt(1 - abar') eps_hat, eps_hat = (a - sqrt(abar) x0) / sqrt(1 - abar)
+            scale, prior_tau = self.time_terms(torch.full((B,), t_now, device=a0.device, dtype=torch.long), hist)
+            # x0_hat = scale * A_now + prior + prior_tau, in coefficients:
+            xc, xd, xe = scale * c, scale * d + 1.0, [scale * ek for ek in e] + [torch.ones_like(scale)]
+            prior_taus.append(prior_tau)
+            if t_next == 0:
+                c, d, e = xc, xd, xe
+                break
+            # DDIM: A_next = sqrt(abar') x0 + sqrt(1 - abar') eps_hat, eps_hat = (A - sqrt(abar) x0) / sqrt(1 - abar)
             ab_now, ab_next = self.abar[t_now], self.abar[t_next]
             keep = ((1 - ab_next) / (1 - ab_now)).sqrt()
-            a_tau = (ab_next.sqrt() - keep * ab_now.sqrt()) * x0 + keep * a_tau
-        return x0
+            take = ab_next.sqrt() - keep * ab_now.sqrt()
+            c, d = take * xc + keep * c, take * xd + keep * d
+            e = [take * xk + keep * ek for xk, ek in zip(xe, e + [torch.zeros_like(scale)])]
+        low_rank = torch.cat(e, dim=-1) @ torch.cat(prior_taus, dim=-2)  # (B, H, L, n) @ (B, H, n, L)
+        return c * a_start + d * hist[1] + low_rank  # (B, H, L, L)

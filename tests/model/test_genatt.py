@@ -172,3 +172,22 @@ def test_checkpoint_round_trip_and_padding_invariance(kind: str, tmp_path) -> No
     torch.testing.assert_close(rec.model.score_last(narrow), model.score_last(items)[:2], rtol=1e-5, atol=1e-5)
     raw = [[item_map.raw(i) for i in h] for h in histories]
     assert rec.recommend(raw, k=5) == rec.recommend(raw, k=5)
+
+
+@pytest.mark.parametrize("steps, start", [(1, 0.5), (2, 0.5), (3, 1.0), (10, 1.0)])
+def test_dgenatt_collapsed_chain_equals_step_by_step_ddim(steps: int, start: float) -> None:
+    layer = make("dgenatt", steps_T=10, inference_steps=steps, start_fraction=start).eval()
+    x, valid = batch()
+    with torch.no_grad():
+        q, k, _ = layer.qkv(x).split(D, dim=2)
+        q, k = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k))
+        a0 = q @ k.transpose(-2, -1) / (D // H) ** 0.5
+        hist = layer.history_terms(x, valid)
+        t_start = max(1, round(start * 10))
+        times = torch.linspace(t_start, 0, min(steps, t_start) + 1).round().long().tolist()
+        a = layer.abar[t_start].sqrt() * a0
+        for t_now, t_next in zip(times[:-1], times[1:]):  # the textbook DDIM (eta = 0) loop
+            x0 = layer.denoise(a, torch.full((B,), t_now), hist)
+            eps = (a - layer.abar[t_now].sqrt() * x0) / (1 - layer.abar[t_now]).sqrt()
+            a = layer.abar[t_next].sqrt() * x0 + (1 - layer.abar[t_next]).sqrt() * eps
+        torch.testing.assert_close(layer.generate(a0, hist), x0, rtol=1e-4, atol=1e-4)
