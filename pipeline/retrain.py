@@ -10,6 +10,7 @@ A failed run raises and leaves the store untouched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -102,37 +103,38 @@ def retrain_once(
     cut = int(len(clicks) * (1 - policy.holdout_fraction))
     if cut < 1 or cut >= len(clicks):
         raise ValueError(f"{len(clicks)} clicks are too few to hold out {policy.holdout_fraction:.0%}")
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="seqrec-retrain-"))
+    # The run's files (two training folders) go away with it unless the caller keeps them.
+    with contextlib.nullcontext(work_dir) if work_dir else tempfile.TemporaryDirectory(prefix="seqrec-retrain-") as wd:
+        work = Path(wd)
+        serving_version = store.latest()
+        serving = load_checkpoint(store.checkpoint_path(serving_version)) if serving_version else None
+        train_part = clicks_to_dataset(clicks[:cut])
+        init = grow_model(serving.model, serving.item_map, train_part.item_ids()) if serving and warm_start else None
+        if init is None and model_config is None:
+            model_config = replace(serving.config, n_items=1) if serving else ModelConfig(n_items=1)
+        gated = train(train_part, None if init else model_config, train_config, work / "gate", init=init)
 
-    serving_version = store.latest()
-    serving = load_checkpoint(store.checkpoint_path(serving_version)) if serving_version else None
-    train_part = clicks_to_dataset(clicks[:cut])
-    init = grow_model(serving.model, serving.item_map, train_part.item_ids()) if serving and warm_start else None
-    if init is None and model_config is None:
-        model_config = replace(serving.config, n_items=1) if serving else ModelConfig(n_items=1)
-    gated = train(train_part, None if init else model_config, train_config, work / "gate", init=init)
-
-    new_score = holdout_score(Recommender.from_checkpoint(gated.best_path, device="cpu"), clicks, cut, policy)
-    serving_score = None
-    if serving is not None:
-        serving_rec = Recommender.from_checkpoint(store.checkpoint_path(serving_version), device="cpu")
-        serving_score = holdout_score(serving_rec, clicks, cut, policy)
-    n_holdout = len(clicks) - cut
-    outcome = RetrainOutcome(False, None, new_score, serving_score, serving_version, "", cut, n_holdout, 0.0)
-    if serving_score is not None and new_score < serving_score - policy.tolerance:
-        outcome.reason = f"{policy.metric} below serving - {policy.tolerance}"
-    elif not publish:
-        outcome.reason = "dry run"
-    else:
-        best = gated.best_path
-        if policy.refit_epochs > 0:
-            everything = clicks_to_dataset(clicks)
-            fitted = load_checkpoint(best)
-            refit_init = grow_model(fitted.model, fitted.item_map, everything.item_ids())
-            refit_cfg = replace(train_config, epochs=policy.refit_epochs, patience=policy.refit_epochs)
-            best = train(everything, None, refit_cfg, work / "refit", init=refit_init).best_path
-        outcome.published, outcome.version = True, store.publish(best)
-        outcome.reason = "first model" if serving_score is None else f"{policy.metric} within tolerance"
+        new_score = holdout_score(Recommender.from_checkpoint(gated.best_path, device="cpu"), clicks, cut, policy)
+        serving_score = None
+        if serving is not None:
+            serving_rec = Recommender.from_checkpoint(store.checkpoint_path(serving_version), device="cpu")
+            serving_score = holdout_score(serving_rec, clicks, cut, policy)
+        n_holdout = len(clicks) - cut
+        outcome = RetrainOutcome(False, None, new_score, serving_score, serving_version, "", cut, n_holdout, 0.0)
+        if serving_score is not None and new_score < serving_score - policy.tolerance:
+            outcome.reason = f"{policy.metric} below serving - {policy.tolerance}"
+        elif not publish:
+            outcome.reason = "dry run"
+        else:
+            best = gated.best_path
+            if policy.refit_epochs > 0:
+                everything = clicks_to_dataset(clicks)
+                fitted = load_checkpoint(best)
+                refit_init = grow_model(fitted.model, fitted.item_map, everything.item_ids())
+                refit_cfg = replace(train_config, epochs=policy.refit_epochs, patience=policy.refit_epochs)
+                best = train(everything, None, refit_cfg, work / "refit", init=refit_init).best_path
+            outcome.published, outcome.version = True, store.publish(best)
+            outcome.reason = "first model" if serving_score is None else f"{policy.metric} within tolerance"
     outcome.seconds = time.monotonic() - started
     log.info(outcome.line())
     return outcome
@@ -143,8 +145,9 @@ def retrain_once(
 _ANY_TIME = SourceLimits(min_timestamp_ms=0, max_future_skew_ms=10**15)
 
 
-def read_clicks_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[ClickEvent]:
-    """Every valid click in `topic`, from the beginning to the end offsets at call time."""
+def read_clicks_topic(bootstrap: str, topic: str, stall_timeout_s: float = 60.0) -> list[ClickEvent]:
+    """Every valid click in `topic`, from the beginning to the end offsets at call time. Gives up
+    only when no record arrives for `stall_timeout_s`, however long the topic."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -155,10 +158,15 @@ def read_clicks_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> li
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
         clicks: list[ClickEvent] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+        last_progress = time.monotonic()
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() - last_progress > stall_timeout_s:
+                raise TimeoutError(f"reading {topic} stalled for {stall_timeout_s:.0f} s at {len(clicks):,} clicks")
             for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                last_progress = time.monotonic()
                 for r in records:
+                    if r.offset >= end[TopicPartition(topic, r.partition)]:
+                        continue  # written after this run started: the next run takes it
                     decoded = decode_click(r.value, None, now_ms=0, limits=_ANY_TIME)
                     if not isinstance(decoded, Rejection):
                         clicks.append(decoded)
