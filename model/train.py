@@ -178,7 +178,9 @@ def train(
 
     # ---- loop ----------------------------------------------------------------------------------
     epoch = start_epoch
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    epochs_bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="epochs", disable=not cfg.progress,
+                      initial=start_epoch, total=cfg.epochs, dynamic_ncols=True)
+    for epoch in epochs_bar:
         epoch_started = time.monotonic()
         model.train()
         order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(cfg.seed + epoch))
@@ -201,7 +203,7 @@ def train(
             optimizer.step()
             loss_sum += out.ce.item()
             aux_sum += out.aux.item()
-            bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", best=f"{max(best_score, 0):.4f}")
+            bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}")
         bar.close()
         epoch_seconds = time.monotonic() - epoch_started
         train_seconds += epoch_seconds
@@ -220,6 +222,9 @@ def train(
             else:
                 bad_evals += 1
         history.append(record)
+        epochs_bar.set_postfix({"loss": f"{record['loss']:.4f}",
+                                f"valid {SELECT_METRIC}": f"{record.get(f'valid_{SELECT_METRIC}', float('nan')):.4f}",
+                                "best": f"{best_score:.4f}@{best_epoch}"})
         log.info("epoch %d: loss %.4f, valid %s %.4f (best %.4f @ %d), %.1fs", epoch, record["loss"],
                  SELECT_METRIC, record.get(f"valid_{SELECT_METRIC}", float("nan")), best_score, best_epoch,
                  epoch_seconds)
@@ -240,6 +245,8 @@ def train(
             stopped = "time"
             log.info("stopping: another epoch would pass --max-minutes %.1f", cfg.max_minutes)
             break
+
+    epochs_bar.close()
 
     # ---- final evaluation of the best model ----------------------------------------------------
     if not best_path.exists():
