@@ -14,6 +14,7 @@ history's offset guard keeps the replayed click from entering the history twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -228,7 +229,10 @@ def wire(
                     offset=msg.offset, timestamp_s=msg.timestamp, handle=event,
                     generation=msg.generation_id,
                 )
-        finally:
+        finally:  # worker stopping: answer what was accepted, fewer replays for the next owner
+            if not flusher.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(pipeline.batcher.wait_idle()), 5.0)
             flusher.cancel()
 
     @app.page("/metrics")

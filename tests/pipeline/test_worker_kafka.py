@@ -70,6 +70,8 @@ def test_one_answer_per_click_bad_input_dead_lettered_and_history_kept(deploymen
     assert w.metric("seqrec_events_in_total") == len(good) + len(bad)
     assert w.metric("seqrec_dead_letters_total") == len(bad)
     assert w.metric("seqrec_batch_size_count") >= 1
+    assert w.get("/healthz")[0] == 200 and w.metric("seqrec_ready") == 1
+    assert w.metric("seqrec_model_version_info") == 1
 
     assert w.stop() == 0, w.log_tail()
     expected = expected_histories(good, d.history_len)

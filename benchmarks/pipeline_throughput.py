@@ -1,0 +1,276 @@
+"""Pipeline throughput: a fixed synthetic click stream through the real broker and one
+`seqrec worker`, against the bare batched model forward on the same histories.
+
+For each attention kind:
+  * saturate: all clicks produced as fast as possible while the worker runs; events/s is
+    clicks / (last answer received - first click sent);
+  * paced: clicks produced at --rate events/s; end-to-end latency = click sent → its answer
+    received by a consumer (p50/p99), the figure the latency goal is about;
+  * forward: `Recommender.recommend` alone on the same kind of histories at the worker's mean
+    batch size and at fixed sizes, so the pipeline's cost is a ratio.
+
+The models are untrained (seeded random weights): the cost of a forward pass does not depend
+on the weights. Results print as a table and go to --out as JSON. Not a test.
+
+    python benchmarks/pipeline_throughput.py                       # 100,000 clicks, 10,000 users
+    python benchmarks/pipeline_throughput.py --clicks 20000 --users 2000 --kinds softmax
+    python benchmarks/pipeline_throughput.py --forward-only --device cuda   # GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from model.attention import attention_kinds
+from model.checkpoint import save_checkpoint
+from model.config import ModelConfig
+from model.data import ItemMap
+from model.inference import Recommender
+from model.sasrec import SASRec
+from pipeline.harness import WorkerProcess, make_producer
+from pipeline.source import ClickEvent, encode_click
+
+
+def synthetic_stream(n: int, users: int, items: int, seed: int = 0) -> list[ClickEvent]:
+    """n clicks, users uniform, items Zipf-like; event time = now + index ms."""
+    rng = random.Random(seed)
+    now = int(time.time() * 1000)
+    return [
+        ClickEvent(f"e{j}", f"u{rng.randrange(users)}", f"i{int(rng.paretovariate(1.1)) % items}", now + j)
+        for j in range(n)
+    ]
+
+
+def histories_of(stream: list[ClickEvent], history_len: int) -> list[list[str]]:
+    """Each click's history as the worker sees it (its user's last items, this click included)."""
+    seqs: dict[str, list[str]] = {}
+    out = []
+    for c in stream:
+        seq = seqs.setdefault(c.user_id, [])
+        seq.append(c.item_id)
+        del seq[:-history_len]
+        out.append(list(seq))
+    return out
+
+
+def make_checkpoint(kind: str, items: int, max_len: int, out: Path) -> Path:
+    torch.manual_seed(0)
+    model = SASRec(ModelConfig(n_items=items, max_len=max_len, attention=kind)).eval()
+    path = out / f"{kind}.pt"
+    save_checkpoint(path, model, ItemMap.from_items(f"i{i}" for i in range(items)),
+                    data_fingerprint="synthetic", metrics={})
+    return path
+
+
+def bare_forward(ckpt: Path, histories: list[list[str]], sizes: list[int], device: str | None,
+                 threads: int, seconds: float = 2.0) -> dict[int, dict[str, float]]:
+    """events/s and ms per batch of `Recommender.recommend` alone, per batch size."""
+    torch.set_num_threads(threads)
+    rec = Recommender.from_checkpoint(ckpt, device=device)
+    rng = random.Random(1)
+    out = {}
+    for size in sizes:
+        batches = [rng.sample(histories, size) for _ in range(8)]
+        rec.recommend(batches[0], k=10)  # warm-up
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            rec.recommend(batches[n % len(batches)], k=10)
+            n += 1
+        if rec.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+        out[size] = {"events_per_s": n * size / elapsed, "ms_per_batch": 1000 * elapsed / n}
+    return out
+
+
+class AnswerClock(threading.Thread):
+    """Consumes the recommendations topic and notes when each event_id was first answered."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                      enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+        self.first: dict[str, float] = {}
+        self.total = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for messages in self.consumer.poll(timeout_ms=50).values():
+                now = time.time()
+                for m in messages:
+                    self.total += 1
+                    self.first.setdefault(json.loads(m.value)["event_id"], now)
+        self.consumer.close()
+
+
+def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | None) -> dict[str, float]:
+    """Send the stream (paced at `rate` events/s when given); return send time per event_id."""
+    producer = make_producer(bootstrap, linger_ms=2 if rate else 20, batch_size=256 * 1024)
+    sent: dict[str, float] = {}
+    payloads = [(c.event_id, c.user_id.encode(), encode_click(c)) for c in stream]
+    started = time.time()
+    for j, (event_id, key, value) in enumerate(payloads):
+        if rate and j % 50 == 0:
+            ahead = started + j / rate - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
+        sent[event_id] = time.time()
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
+                 args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    app = f"bench{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    worker = WorkerProcess([
+        "--checkpoint", str(ckpt), "--brokers", bootstrap, "--app-id", app,
+        "--datadir", str(workdir / app), "--web-port", str(port),
+        "--clicks-topic", f"{app}-clicks", "--recommendations-topic", f"{app}-recs",
+        "--dead-letter-topic", f"{app}-dlq", "--partitions", str(args.partitions),
+        "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
+        "--history-len", str(args.history_len), "--standby-replicas", "0",
+        "--session-timeout", "6", "--heartbeat-interval", "1",
+        "--torch-threads", str(args.torch_threads), "--log-level", "warning",
+    ], log_path=workdir / f"{app}.log", web_port=port).start()
+    try:
+        worker.wait_ready(timeout_s=120)
+        clock = AnswerClock(bootstrap, f"{app}-recs")
+        clock.start()
+        sent = produce(bootstrap, f"{app}-clicks", stream, rate)
+        deadline = time.time() + args.timeout
+        while len(clock.first) < len(stream) and time.time() < deadline:
+            time.sleep(0.1)
+        clock.stopping.set()
+        answered = len(clock.first)
+        last = max(clock.first.values()) if clock.first else float("nan")
+        lat = sorted(1000 * (clock.first[e] - sent[e]) for e in clock.first if e in sent)
+        m = {name: worker.metric(name) for name in (
+            "seqrec_batch_size_sum", "seqrec_batch_size_count",
+            "seqrec_inference_seconds_sum", "seqrec_inference_seconds_count",
+            "seqrec_worker_latency_seconds_sum", "seqrec_worker_latency_seconds_count")}
+    finally:
+        worker.stop()
+    return {
+        "clicks": len(stream),
+        "answered": answered,
+        "events_per_s": answered / (last - min(sent.values())) if answered else 0.0,
+        "offered_rate": rate,
+        "p50_ms": lat[len(lat) // 2] if lat else None,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        "mean_batch": m["seqrec_batch_size_sum"] / max(m["seqrec_batch_size_count"], 1),
+        "inference_ms_per_batch": 1000 * m["seqrec_inference_seconds_sum"] / max(m["seqrec_inference_seconds_count"], 1),
+        "worker_latency_ms": 1000 * m["seqrec_worker_latency_seconds_sum"] / max(m["seqrec_worker_latency_seconds_count"], 1),
+    }
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    from pipeline.kafka_provider import provide_kafka
+
+    with provide_kafka(workdir / "kafka") as (address, _source):
+        yield address
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clicks", type=int, default=100_000)
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--items", type=int, default=5_000)
+    p.add_argument("--kinds", nargs="+", default=attention_kinds())
+    p.add_argument("--rate", type=float, default=5000.0, help="offered events/s of the paced run")
+    p.add_argument("--paced-clicks", type=int, default=30_000)
+    p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--max-batch", type=int, default=256)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--history-len", type=int, default=50)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
+    p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
+    p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
+    p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+
+    stream = synthetic_stream(args.clicks, args.users, args.items)
+    histories = histories_of(stream, args.history_len)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads available, "
+                   f"{platform.processor() or platform.platform()}",
+        "argv": sys.argv[1:] if argv is None else argv,
+        "load_average_start": os.getloadavg(),  # other processes share the CPUs
+        "kinds": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with (contextlib.nullcontext(None) if args.forward_only else broker(args.bootstrap, work)) as address:
+            for kind in args.kinds:
+                ckpt = make_checkpoint(kind, args.items, args.history_len, work)
+                r: dict[str, Any] = {}
+                if not args.forward_only:
+                    r["saturate"] = run_pipeline(address, ckpt, stream, None, args, work)
+                    paced = synthetic_stream(args.paced_clicks, args.users, args.items, seed=2)
+                    r["paced"] = run_pipeline(address, ckpt, paced, args.rate, args, work)
+                sizes = sorted(set(args.sizes) | ({max(1, round(r["saturate"]["mean_batch"]))} if r else set()))
+                r["forward"] = bare_forward(ckpt, histories, sizes, args.device, args.torch_threads)
+                results["kinds"][kind] = r
+                print(json.dumps({kind: r}, indent=1), flush=True)
+    results["load_average_end"] = os.getloadavg()
+    print_table(results)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\n{results['date']}  {results['machine']}  load average "
+          f"{results['load_average_start'][0]:.1f} → {results['load_average_end'][0]:.1f}")
+    for kind, r in results["kinds"].items():
+        fwd = r["forward"]
+        line = f"{kind:8s} forward events/s by batch: " + ", ".join(
+            f"{b}: {v['events_per_s']:,.0f}" for b, v in sorted(fwd.items()))
+        print(line)
+        if "saturate" in r:
+            s, q = r["saturate"], r["paced"]
+            b = max(1, round(s["mean_batch"]))
+            ratio = fwd[b]["events_per_s"] / s["events_per_s"] if s["events_per_s"] else float("nan")
+            print(f"{'':8s} pipeline {s['events_per_s']:,.0f} events/s (mean batch {s['mean_batch']:.1f}, "
+                  f"cost {ratio:.1f}x the bare forward at that batch); paced {q['offered_rate']:,.0f}/s: "
+                  f"{q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
+                  f"mean batch {q['mean_batch']:.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
