@@ -1,0 +1,58 @@
+"""What the generative part of a trained checkpoint actually does (issue 4), on validation histories:
+for vgenatt the KL per layer (nats per position) and how many latent dimensions are active
+(posterior variance of mu over positions > 0.01); for each kind the mean total-variation distance
+between its maps and the maps of plain softmax on the same q, k (how far generation moved them).
+
+    python benchmarks/genatt_diagnose.py --data ../shared/data/beauty/Beauty.txt \\
+        --checkpoint runs/genatt/beauty-vgenatt/best.pt --users 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from model.attention._genatt import masked_softmax, split_heads
+from model.attention.base import causal_mask
+from model.checkpoint import load_checkpoint
+from model.data import leave_one_out, load_dataset, pad_left
+
+
+@torch.inference_mode()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--users", type=int, default=512)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    ckpt = load_checkpoint(args.checkpoint, device="cpu")
+    model = ckpt.model.eval()
+    histories, _ = leave_one_out(load_dataset(args.data), ckpt.item_map).eval_inputs("valid")
+    items = pad_left(histories[: args.users], model.config.max_len)
+    x, valid = model._embed(items)
+    report = []
+    for i, block in enumerate(model.blocks):
+        h = block.ln_attn(x)
+        attn = block.attn
+        res = attn(h, valid, return_weights=True)
+        q, k, _ = (split_heads(t, attn.n_heads) for t in attn.qkv(h).split(h.shape[-1], dim=2))
+        plain = masked_softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, causal_mask(valid))
+        rows = valid[:, None, :].expand_as(plain[..., 0])  # (B, H, L) real query rows
+        tv = 0.5 * (res.weights - plain).abs().sum(-1)[rows].mean().item()
+        row = {"block": i, "tv_vs_softmax_maps": round(tv, 4)}
+        if hasattr(attn, "encoder"):
+            mu, logvar = attn.encoder(attn.summary(h, valid)).chunk(2, dim=-1)
+            kl = 0.5 * (mu.pow(2) + logvar.clamp(-8, 8).exp() - 1 - logvar.clamp(-8, 8)).sum(-1)
+            row["kl_nats_per_position"] = round(kl[valid].mean().item(), 4)
+            row["active_latent_dims"] = int((mu[valid].var(0) > 0.01).sum())
+            row["mean_sigma"] = round((0.5 * logvar[valid]).exp().mean().item(), 4)
+        report.append(row)
+        x, _ = block(x, valid)
+    print(json.dumps({"checkpoint": args.checkpoint, "attention": model.config.attention, "blocks": report}))
+
+
+if __name__ == "__main__":
+    main()
