@@ -52,25 +52,25 @@ async def _append(batches, batch):
 
 def test_batches_grow_while_the_handler_is_busy():
     async def main():
-        sizes = []
+        sizes, started, release = [], asyncio.Event(), asyncio.Event()
 
         async def slow(batch):
             sizes.append(len(batch))
-            await asyncio.sleep(0.05)
+            started.set()
+            await release.wait()
 
         b = MicroBatcher(slow, BatchPolicy(max_size=64, max_wait_s=0.001, max_pending=1000))
         task = asyncio.create_task(b.run())
-        for i in range(200):
+        await b.put(0)
+        await started.wait()  # the first batch, [0], is being handled
+        for i in range(1, 101):
             await b.put(i)
-            if i % 10 == 0:
-                await asyncio.sleep(0.005)
+        release.set()
         await b.wait_idle()
         task.cancel()
         return sizes
 
-    sizes = run(main())
-    assert sum(sizes) == 200
-    assert sizes[0] < 10 and max(sizes) > 10  # first batch small, later ones filled meanwhile
+    assert run(main()) == [1, 64, 36]  # what queued meanwhile goes out at once, capped at max_size
 
 
 def test_put_waits_when_max_pending_is_reached():
