@@ -254,6 +254,10 @@ def wire(
         refresh_health(app, health, metrics)
         update_lag(app, k.clicks_topic, metrics)
 
+    @app.timer(30.0)
+    async def log_stats() -> None:
+        log.info("stats %s", stats_line(metrics, health))
+
     return serve_clicks
 
 
@@ -266,6 +270,24 @@ def refresh_health(app: Any, health: Health, metrics: Metrics) -> None:
         else "rebalancing" if health.rebalancing else "recovering table"
     )
     metrics.ready.set(1 if health.ready else 0)
+
+
+def stats_line(metrics: Metrics, health: Health) -> str:
+    """One key=value line of the worker's counters, for logs."""
+    def total(name: str) -> float:
+        return sum(s.value for m in metrics.registry.collect() if m.name == name for s in m.samples
+                   if s.name == name + "_total" or s.name == name)
+
+    batches = metrics.batch_size.collect()[0].samples
+    count = next((s.value for s in batches if s.name.endswith("_count")), 0.0)
+    size_sum = next((s.value for s in batches if s.name.endswith("_sum")), 0.0)
+    return (
+        f"ready={int(health.ready)} events_in={total('seqrec_events_in'):.0f} "
+        f"recommendations_out={total('seqrec_recommendations_out'):.0f} "
+        f"dead_letters={total('seqrec_dead_letters'):.0f} replayed={total('seqrec_replayed_clicks'):.0f} "
+        f"pending={total('seqrec_pending_clicks'):.0f} lag={total('seqrec_consumer_lag'):.0f} "
+        f"mean_batch={size_sum / count if count else 0.0:.1f}"
+    )
 
 
 def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
@@ -286,4 +308,4 @@ def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
         metrics.consumer_lag.labels(str(tp.partition)).set(max(lag, 0))
 
 
-__all__ = ["ClickPipeline", "refresh_health", "update_lag", "wire"]
+__all__ = ["ClickPipeline", "Request", "refresh_health", "stats_line", "update_lag", "wire"]

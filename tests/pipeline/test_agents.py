@@ -5,8 +5,8 @@ import time
 import json
 
 import schemas
-from pipeline.agents import ClickPipeline
-from pipeline.metrics import Metrics
+from pipeline.agents import ClickPipeline, stats_line
+from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 from pipeline.sink import MemoryTopic, Sink
@@ -93,6 +93,8 @@ def test_every_click_answered_bad_ones_dead_lettered_all_acked():
     assert metrics.events_in._value.get() == 7
     assert metrics.recommendations_out._value.get() == 5
     assert metrics.dead_letters.labels("undecodable")._value.get() == 1
+    line = stats_line(metrics, Health(model_loaded=True, recovered=True))
+    assert "ready=1 events_in=7 recommendations_out=5 dead_letters=2 replayed=0" in line
 
 
 def test_replayed_click_is_answered_again_but_not_reapplied():
