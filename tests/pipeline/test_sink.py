@@ -1,0 +1,59 @@
+import asyncio
+
+from pipeline.sink import KafkaBatchTopic
+
+
+class FakeBatch:
+    def __init__(self, capacity):
+        self.items, self.capacity = [], capacity
+
+    def append(self, *, timestamp, key, value):
+        if len(self.items) >= self.capacity:
+            return None
+        self.items.append((key, value))
+        return object()
+
+
+class FakeCluster:
+    def partitions_for_topic(self, topic):
+        return {0, 1, 2}
+
+
+class FakeClient:
+    cluster = FakeCluster()
+
+    async def _wait_on_metadata(self, topic):
+        return None
+
+
+class FakeProducer:
+    client = FakeClient()
+
+    def __init__(self):
+        self.sent = []
+
+    def create_batch(self):
+        return FakeBatch(capacity=2)
+
+    def _partitioner(self, key, all_partitions, available):
+        return len(key) % len(all_partitions)
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.sent.append((topic, partition, list(batch.items)))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_one_batch_per_partition_split_when_full_and_keys_hashed_without_partition():
+    producer = FakeProducer()
+    topic = KafkaBatchTopic(lambda: producer, "recs")
+    records = [(1, b"a", b"1"), (1, b"b", b"2"), (1, b"c", b"3"), (None, b"xy", b"4"), (0, b"d", b"5")]
+    futures = asyncio.run(topic.send_many(records))
+    assert len(futures) == len(producer.sent)
+    assert producer.sent == [
+        ("recs", 1, [(b"a", b"1"), (b"b", b"2")]),
+        ("recs", 1, [(b"c", b"3")]),
+        ("recs", 2, [(b"xy", b"4")]),  # len(b"xy") % 3 partitions
+        ("recs", 0, [(b"d", b"5")]),
+    ]
