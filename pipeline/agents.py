@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
@@ -78,6 +79,9 @@ class ClickPipeline:
         )
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
         self.cache = StateCache(settings.store.cache_users)
+        self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
+        self.max_unconfirmed = 4
+        self.failure: BaseException | None = None
 
     async def accept(
         self,
@@ -159,14 +163,45 @@ class ClickPipeline:
         letters = [r for r in batch if r.dead_letter is not None]
         if letters:
             pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
+        # The broker's acknowledgement is awaited in a task of its own, so the next batch is
+        # scored meanwhile; acks may land out of batch order (Faust commits only up to the
+        # lowest unacked offset of each partition).
+        task = asyncio.ensure_future(self._confirm(batch, pending, len(clicks), letters))
+        task.add_done_callback(self._on_confirmed)
+        self._confirming.append(task)
+        while self._confirming and (
+            self._confirming[0].done() or len(self._confirming) > self.max_unconfirmed
+        ):
+            await self._confirming.popleft()  # re-raises a failed delivery
+
+    async def _confirm(
+        self, batch: list[Request], pending: list[Awaitable[Any]], answered: int, letters: list[Request]
+    ) -> None:
         if pending:
             await asyncio.gather(*pending)  # the broker has every answer: now the clicks may be acked
-        m.recommendations_out.inc(len(clicks))
+        m = self.metrics
+        m.recommendations_out.inc(answered)
         for r in letters:
             m.dead_letters.labels(r.dead_letter["reason"]).inc()
         for r in batch:
             await self.ack(r.handle)
-        m.pending.set(self.batcher.pending - len(batch))
+        m.pending.set(self.batcher.pending)
+
+    def _on_confirmed(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    def check(self) -> None:
+        """Raise if answers could not be delivered: the worker must stop so that the clicks
+        are redelivered (to it after a restart, or to another worker)."""
+        if self.failure is not None:
+            raise self.failure
+
+    async def drain(self) -> None:
+        """Wait until every click put so far is answered and acked."""
+        await self.batcher.wait_idle()
+        while self._confirming:
+            await self._confirming.popleft()
 
 
 def _inference_failure(request: Request, exc: Exception) -> dict[str, Any]:
@@ -223,6 +258,7 @@ def wire(
             async for event in events.events():
                 if flusher.done():  # the batch task died: stop, so the clicks are redelivered
                     flusher.result()
+                pipeline.check()
                 msg = event.message
                 await pipeline.accept(
                     msg.value, msg.key, topic=msg.topic, partition=msg.partition,
@@ -232,7 +268,7 @@ def wire(
         finally:  # worker stopping: answer what was accepted, fewer replays for the next owner
             if not flusher.done():
                 with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(pipeline.batcher.wait_idle()), 5.0)
+                    await asyncio.wait_for(asyncio.shield(pipeline.drain()), 5.0)
             flusher.cancel()
 
     @app.page("/metrics")

@@ -4,6 +4,8 @@ import asyncio
 import time
 import json
 
+import pytest
+
 import schemas
 from pipeline.agents import ClickPipeline, stats_line
 from pipeline.metrics import Health, Metrics
@@ -50,7 +52,7 @@ async def feed(pipe, messages):
     task = asyncio.create_task(pipe.batcher.run())
     for offset, (key, value) in enumerate(messages):
         await pipe.accept(value, key, topic="clicks", partition=0, offset=offset, timestamp_s=NOW_S, handle=offset)
-    await asyncio.wait_for(pipe.batcher.wait_idle(), 5)
+    await asyncio.wait_for(pipe.drain(), 5)
     task.cancel()
 
 
@@ -105,7 +107,7 @@ def test_replayed_click_is_answered_again_but_not_reapplied():
         for offset, item in [(0, "a"), (1, "b"), (0, "a"), (1, "b"), (2, "c")]:  # a replay of 0..1
             await pipe.accept(click(f"e{offset}", "u", item), b"u", topic="clicks", partition=0,
                               offset=offset, timestamp_s=NOW_S, handle=offset)
-        await pipe.batcher.wait_idle()
+        await pipe.drain()
         task.cancel()
 
     asyncio.run(main())
@@ -128,3 +130,26 @@ def test_swap_serves_the_next_batch_with_the_new_model():
     assert old.version == "v1" and runner.version == "v2"
     version, answers = asyncio.run(runner.score([["a"]]))
     assert version == "v2" and answers == [[("next-a", 1.0)]]
+
+
+def test_failed_delivery_leaves_clicks_unacked_and_stops_the_worker():
+    class BrokenTopic(MemoryTopic):
+        async def send_many(self, records):
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(ConnectionError("broker gone"))
+            return [failed]
+
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
+    pipe.sink.recommendations = BrokenTopic()
+
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        await pipe.accept(click("e0", "u", "a"), b"u", topic="clicks", partition=0, offset=0,
+                          timestamp_s=NOW_S, handle=0)
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(main())
+    assert acked == []
+    with pytest.raises(ConnectionError):  # the agent calls check() per event and stops
+        pipe.check()
