@@ -5,8 +5,8 @@ and in-memory topics); `wire()` attaches it to a Faust app: the clicks topic, th
 table, one agent, the web pages and a timer for lag and readiness.
 
 Delivery (at-least-once): the agent iterates `stream.noack()`, so Faust does not ack an event
-when the loop moves on. Each click is acked only in `handle_batch`, after the broker has
-confirmed its recommendation (or its dead letter); Faust commits an offset only once every
+when the loop moves on. Each click is acked only after the broker has confirmed its
+recommendation (or its dead letter), in `ClickPipeline._confirm`; Faust commits an offset only once every
 event up to it is acked. A crash between the two replays the click (same event_id), and the
 history's offset guard keeps the replayed click from entering the history twice.
 """
@@ -31,6 +31,9 @@ from pipeline.state import StateCache, update_history
 
 log = logging.getLogger(__name__)
 
+MAX_UNCONFIRMED = 4  # batches sent and waiting for the broker's acknowledgement at once
+
+
 @dataclass(slots=True)
 class Request:
     """One message taken from the clicks topic, waiting in the batcher for its answer."""
@@ -51,12 +54,17 @@ def _now_ms() -> int:
 
 
 class ClickPipeline:
+    """The stages for one worker: `accept()` per message, `handle_batch()` per batch.
+
+    `table` is the Faust table (bytes → bytes) or a dict; `ack(handle)` acks one message.
+    """
+
     def __init__(
         self,
         settings: Settings,
         runner: Runner,
         sink: Sink,
-        table: MutableMapping[str, Any],
+        table: MutableMapping[bytes, bytes],
         ack: Callable[[Any], Awaitable[Any]],
         metrics: Metrics | None = None,
     ) -> None:
@@ -80,7 +88,7 @@ class ClickPipeline:
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
         self.cache = StateCache(settings.store.cache_users)
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
-        self.max_unconfirmed = 4
+        self.max_unconfirmed = MAX_UNCONFIRMED
         self.failure: BaseException | None = None
 
     async def accept(
