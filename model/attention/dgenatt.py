@@ -123,26 +123,32 @@ class DGenAttention(GenerativeAttention):
     def denoise(self, a_tau: torch.Tensor, tau: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """x0 prediction f(A_tau): a_tau (B, H, L, L), tau (B,) long -> (B, H, L, L)."""
         scale, prior_tau = self.time_terms(tau, hist)
-        return scale * a_tau + hist[1] + prior_tau
+        return scale * a_tau + self.prior_map(hist) + prior_tau
+
+    def prior_map(self, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The denoiser's low-rank prior map u w^T / sqrt(r): (B, H, L, L)."""
+        _, u, w = hist
+        return (u @ w.transpose(-2, -1)) / math.sqrt(w.shape[-1])
 
     def history_terms(self, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The denoiser's timestep-free part, once per forward: gate (B, H, L, 1), prior map
-        (B, H, L, L) and low-rank keys w (B, H, L, r)."""
+        """The denoiser's timestep-free part, once per forward: gate (B, H, L, 1), rank-r queries
+        u (B, H, L, r) and keys w (B, H, L, r) of the prior map."""
         B, L, _ = x.shape
         H, r = self.n_heads, self.options.rank
         hc = F.gelu(self.cond(self.summary(x, valid)))  # (B, L, D) from h_g, causal
         gate, u = self.cond_out(hc).view(B, L, H, 1 + r).transpose(1, 2).split([1, r], dim=-1)  # (B, H, L, 1|r)
         w = self.key_low(x).view(B, L, H, r).transpose(1, 2)  # (B, H, L, r)
-        return gate, (u @ w.transpose(-2, -1)) / math.sqrt(r), w
+        return gate, u, w
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
         B, L, D = x.shape
         H, T = self.n_heads, self.options.steps_T
         q, k, v = (split_heads(t, H) for t in self.qkv(x).split(D, dim=2))  # 3 x (B, H, L, d)
         mask = causal_mask(valid)  # (B, 1, L, L)
-        a0 = ((q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)  # (B, H, L, L)
-
         hist = self.history_terms(x, valid)
+        if not (self.training or return_weights or self.inference == "sample"):
+            return self.fused_mean(q, k, v, mask, hist)
+        a0 = ((q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)  # (B, H, L, L)
 
         aux = None
         if self.training:
@@ -157,39 +163,58 @@ class DGenAttention(GenerativeAttention):
             entry = mask & valid[:, None, :, None]  # (B, 1, L, L) real query rows only
             sq = (pred - target).pow(2) * entry
             aux = self.options.denoise_weight * sq.sum() / (entry.sum() * H).clamp(min=1)
-        else:
-            logits = self.generate(a0, hist)
+        else:  # the reverse chain, with the map in memory (sample mode, or maps requested)
+            c, d, e, p = self.chain_coefficients(hist)
+            noise = torch.randn_like(a0) if self.inference == "sample" else None
+            logits = c * self.start_map(a0, noise) + d * self.prior_map(hist) + e @ p  # (B, H, L, L)
 
         weights = masked_softmax(logits, mask)  # (B, H, L, L) A_gen
         attn = F.dropout(weights, self.attn_dropout) if self.training else weights
         y = merge_heads(attn @ v)  # (B, L, D)
         return AttentionOutput(out=self.proj(y), aux_loss=aux, weights=weights if return_weights else None)
 
-    def generate(self, a0: torch.Tensor, hist: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """DDIM (eta = 0) reverse chain from the partially noised A_{tau_start} -> x0 logits (B, H, L, L).
+    def fused_mean(self, q, k, v, mask, hist) -> AttentionOutput:
+        """Mean-mode inference without the L x L map. Every term of the generated logits
+        c * sqrt(abar) q k^T / sqrt(d) + d * u w^T / sqrt(r) + e p is a bilinear form in per-row and
+        per-key features, so the layer is one fused softmax attention over widened queries and keys
+        (width d + r + n). Same numbers as the explicit path (test_genatt checks it)."""
+        c, d, e, p = self.chain_coefficients(hist)
+        _, u, w = hist
+        c = c * self.abar[self.t_start()].sqrt() / q.shape[-1] ** 0.5
+        q_wide = torch.cat([c * q, d * u / math.sqrt(w.shape[-1]), e], dim=-1)  # (B, H, L, d + r + n)
+        k_wide = torch.cat([k, w, p.transpose(-2, -1)], dim=-1)  # (B, H, L, d + r + n)
+        y = F.scaled_dot_product_attention(q_wide, k_wide, v, attn_mask=mask, scale=1.0)  # (B, H, L, d)
+        return AttentionOutput(out=self.proj(merge_heads(y)))
 
-        The denoiser is affine in A_tau with per-row scales, so the whole chain is exactly
-            x0 = c * A_start + d * prior + sum_k e_k * prior_tau_k
-        with per-row coefficients c, d, e_k (B, H, L, 1). We carry those coefficients through the steps
-        and touch the (L, L) map only once at the end: any number of steps costs about one step.
-        (tests/model/test_genatt.py checks this against the step-by-step chain.)"""
-        opts = self.options
-        t_start = max(1, round(opts.start_fraction * opts.steps_T))
-        n = min(opts.inference_steps, t_start)
+    def t_start(self) -> int:
+        return max(1, round(self.options.start_fraction * self.options.steps_T))
+
+    def start_map(self, a0: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """A_{tau_start} = sqrt(abar) A_0 (+ sqrt(1 - abar) eps in sample mode): (B, H, L, L)."""
+        ab = self.abar[self.t_start()]
+        return ab.sqrt() * a0 if noise is None else ab.sqrt() * a0 + (1 - ab).sqrt() * noise
+
+    def chain_coefficients(self, hist: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """DDIM (eta = 0) from A_{tau_start} to 0 in `inference_steps` evenly spaced steps, in closed form.
+
+        The denoiser is affine in A_tau with per-row scales, so after the chain
+            x0 = c * A_start + d * prior + e @ p
+        with per-row coefficients c, d (B, H, L, 1), e (B, H, L, n) and the n steps' key biases
+        p (B, H, n, L). Carrying the coefficients means the (L, L) map is touched once, whatever n.
+        (tests/model/test_genatt.py checks this against the textbook step-by-step chain.)"""
+        gate = hist[0]
+        B = gate.shape[0]
+        t_start = self.t_start()
+        n = min(self.options.inference_steps, t_start)
         times = torch.linspace(t_start, 0, n + 1).round().long().tolist()  # e.g. [5, 2, 0]
-        ab = self.abar[t_start]
-        a_start = ab.sqrt() * a0
-        if self.inference == "sample":
-            a_start = a_start + (1 - ab).sqrt() * torch.randn_like(a0)
-        B = a0.shape[0]
-        c, d = 1.0, 0.0  # A_now = c * A_start + d * prior + sum_k e[k] * prior_tau[k]
+        c, d = torch.ones_like(gate), torch.zeros_like(gate)  # A_now = c * A_start + d * prior + sum_k e_k p_k
         e: list[torch.Tensor] = []
-        prior_taus: list[torch.Tensor] = []
+        p: list[torch.Tensor] = []
         for t_now, t_next in zip(times[:-1], times[1:]):  # a few steps, never over positions
-            scale, prior_tau = self.time_terms(torch.full((B,), t_now, device=a0.device, dtype=torch.long), hist)
+            scale, prior_tau = self.time_terms(torch.full((B,), t_now, device=gate.device, dtype=torch.long), hist)
             # x0_hat = scale * A_now + prior + prior_tau, in coefficients:
             xc, xd, xe = scale * c, scale * d + 1.0, [scale * ek for ek in e] + [torch.ones_like(scale)]
-            prior_taus.append(prior_tau)
+            p.append(prior_tau)
             if t_next == 0:
                 c, d, e = xc, xd, xe
                 break
@@ -199,5 +224,4 @@ class DGenAttention(GenerativeAttention):
             take = ab_next.sqrt() - keep * ab_now.sqrt()
             c, d = take * xc + keep * c, take * xd + keep * d
             e = [take * xk + keep * ek for xk, ek in zip(xe, e + [torch.zeros_like(scale)])]
-        low_rank = torch.cat(e, dim=-1) @ torch.cat(prior_taus, dim=-2)  # (B, H, L, n) @ (B, H, n, L)
-        return c * a_start + d * hist[1] + low_rank  # (B, H, L, L)
+        return c, d, torch.cat(e, dim=-1), torch.cat(p, dim=-2)
