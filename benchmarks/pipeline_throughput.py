@@ -175,7 +175,8 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         m = {name: worker.metric(name) for name in (
             "seqrec_batch_size_sum", "seqrec_batch_size_count",
             "seqrec_inference_seconds_sum", "seqrec_inference_seconds_count",
-            "seqrec_worker_latency_seconds_sum", "seqrec_worker_latency_seconds_count")}
+            "seqrec_worker_latency_seconds_sum", "seqrec_worker_latency_seconds_count",
+            "seqrec_end_to_end_seconds_sum", "seqrec_end_to_end_seconds_count")}
     finally:
         worker.stop()
     return {
@@ -188,6 +189,8 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         "mean_batch": m["seqrec_batch_size_sum"] / max(m["seqrec_batch_size_count"], 1),
         "inference_ms_per_batch": 1000 * m["seqrec_inference_seconds_sum"] / max(m["seqrec_inference_seconds_count"], 1),
         "worker_latency_ms": 1000 * m["seqrec_worker_latency_seconds_sum"] / max(m["seqrec_worker_latency_seconds_count"], 1),
+        # the click's Kafka timestamp (set by the producer) → answer handed to the worker's producer
+        "kafka_to_answer_ms": 1000 * m["seqrec_end_to_end_seconds_sum"] / max(m["seqrec_end_to_end_seconds_count"], 1),
     }
 
 
