@@ -15,11 +15,15 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from model.errors import CheckpointError
 from model.inference import Recommender
-from pipeline.model_store import ModelStore
+from pipeline.metrics import Metrics
+from pipeline.model_store import DirectoryModelStore, ModelStore
 from pipeline.runner import Runner
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +105,33 @@ class HotSwapper:
         if self.on_swap:
             self.on_swap(new.version)
         return new.version
+
+
+def follow_model_store(app: Any, settings: Settings, runner: Runner, metrics: Metrics) -> HotSwapper:
+    """Give every worker a timer that follows `settings.serving.model_store` (not leader-only:
+    each worker serves its own partitions and must swap itself)."""
+    def swapped(version: str) -> None:
+        metrics.model_swaps.labels("swapped").inc()
+        metrics.set_model_version(version)
+
+    swapper = HotSwapper(runner, DirectoryModelStore(settings.serving.model_store), device=settings.serving.device,
+                         on_swap=swapped, on_refuse=lambda version, reason: metrics.model_swaps.labels("refused").inc())
+
+    @app.timer(settings.serving.model_poll_s, name="follow_model_store")
+    async def poll_model_store() -> None:
+        await swapper.check()
+
+    return swapper
+
+
+def serving_checkpoint(settings: Settings) -> Path:
+    """The checkpoint a worker starts with: --checkpoint, else the store's serving version."""
+    if settings.serving.checkpoint is not None:
+        return settings.serving.checkpoint
+    if settings.serving.model_store is not None:
+        store = DirectoryModelStore(settings.serving.model_store)
+        latest = store.latest()
+        if latest is None:
+            raise CheckpointError(f"the model store {store.root} has no serving version yet (seqrec models publish)")
+        return store.checkpoint_path(latest)
+    raise CheckpointError("no model: pass --checkpoint (SEQREC_SERVING__CHECKPOINT) or set SEQREC_SERVING__MODEL_STORE")

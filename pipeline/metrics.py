@@ -65,6 +65,12 @@ class Metrics:
             "seqrec_model_version_info", "The model version being served (value 1).", ["version"], registry=r
         )
         self.ready = Gauge("seqrec_ready", "1 when the worker is ready to serve.", registry=r)
+        self.model_swaps = Counter(
+            "seqrec_model_swaps", "Hot-swaps to a new store version, by outcome (swapped or refused).",
+            ["outcome"], registry=r,
+        )
+        for outcome in ("swapped", "refused"):
+            self.model_swaps.labels(outcome)
 
     def set_model_version(self, version: str) -> None:
         self.model_version.clear()

@@ -53,7 +53,7 @@ class BatchingSettings(BaseModel):
 
 
 class ServingSettings(BaseModel):
-    checkpoint: Path | None = None  # a checkpoint file to serve; or the store's serving version:
+    checkpoint: Path | None = None  # the checkpoint to start with (default: the model store's serving version)
     model_store: Path | None = None  # model store directory followed for hot-swaps (shared volume)
     model_poll_s: float = Field(5.0, gt=0)  # how often the worker reads the store's LATEST pointer
     device: str | None = None  # None: CUDA when available, else CPU

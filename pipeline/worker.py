@@ -8,7 +8,8 @@ import time
 
 from pipeline.app import build_app
 from pipeline.agents import wire
-from pipeline.errors import BrokerError, SeqrecError
+from pipeline.errors import BrokerError
+from pipeline.hotswap import follow_model_store, serving_checkpoint
 from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner, load_recommender
 from pipeline.settings import Settings
@@ -70,17 +71,16 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     """Serve until stopped. Blocks; exits the process through Faust's Worker."""
     from faust.worker import Worker
 
-    if settings.serving.checkpoint is None:
-        raise SeqrecError("no checkpoint: pass --checkpoint or set SEQREC_SERVING__CHECKPOINT")
+    checkpoint = serving_checkpoint(settings)
     if torch_threads:
         import torch
 
         torch.set_num_threads(torch_threads)
     health = Health()
     metrics = Metrics()
-    model = load_recommender(settings.serving.checkpoint, settings.serving.device)
+    model = load_recommender(checkpoint, settings.serving.device)
     health.model_loaded = True
-    log.info("model loaded: version=%s checkpoint=%s", model.version, settings.serving.checkpoint)
+    log.info("model loaded: version=%s checkpoint=%s", model.version, checkpoint)
     runner = Runner(model, top_k=settings.serving.top_k, exclude_seen=settings.serving.exclude_seen)
     counts = ensure_topics(settings)
     k = settings.kafka
@@ -88,7 +88,8 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     same = clicks_n is not None and counts.get(k.recommendations_topic) == clicks_n
     app = build_app(settings)
     wire(app, settings, runner, metrics, health, same_partitioning=same)
-    app.seqrec_runner = runner  # the hot-swap timer (a later issue) swaps through this
+    if settings.serving.model_store is not None:
+        follow_model_store(app, settings, runner, metrics)
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # Faust always makes a terminal spinner, whose handler sets the root logger to DEBUG: every
     # debug call in aiokafka and Faust then builds a LogRecord (about 5 per click, measured).

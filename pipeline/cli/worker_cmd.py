@@ -28,6 +28,8 @@ _OVERRIDES: dict[str, tuple[str | None, str]] = {
     "max_batch": ("batching", "max_size"),
     "max_wait_ms": ("batching", "max_wait_ms"),
     "checkpoint": ("serving", "checkpoint"),
+    "model_store": ("serving", "model_store"),
+    "model_poll": ("serving", "model_poll_s"),
     "device": ("serving", "device"),
     "top_k": ("serving", "top_k"),
     "exclude_seen": ("serving", "exclude_seen"),
@@ -51,6 +53,9 @@ def settings_from_options(**options: Any):
 
 @click.command("worker")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Model checkpoint to serve.")
+@click.option("--model-store", type=click.Path(file_okay=False, path_type=Path),
+              help="Model store to follow: serve its serving version and hot-swap to each new one.")
+@click.option("--model-poll", type=click.FloatRange(min=0.1), help="Seconds between looks at the model store.")
 @click.option("--brokers", help="Kafka bootstrap servers, host:port[,host:port].")
 @click.option("--app-id", help="Faust app id: consumer group and changelog prefix.")
 @click.option("--datadir", type=click.Path(file_okay=False, path_type=Path), help="This worker's own RocksDB directory.")

@@ -1,0 +1,109 @@
+"""Hot-swap in a running `seqrec worker` on the real broker: a published model takes over while
+clicks flow, bad versions are refused while the old one serves, rollback goes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.harness import consume_until, produce_clicks
+from pipeline.model_store import DirectoryModelStore
+from pipeline.source import ClickEvent
+
+
+def train_tiny(out: Path, seed: int, **shape: int) -> Path:
+    from model.data import sequences_from_clicks, synthetic_clicks
+    from model.train import TrainConfig, train
+
+    config = {"max_len": 20, "d_model": 16, "n_heads": 1, "n_blocks": 1, **shape}
+    result = train(sequences_from_clicks(synthetic_clicks(200, 100, seed=1)), None,
+                   TrainConfig(epochs=2, progress=False, device="cpu", seed=seed), out, **config)
+    return result.best_path
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {"same_shape": train_tiny(root / "v2", seed=7), "wider": train_tiny(root / "wide", seed=7, d_model=32)}
+
+
+def clicks_for(prefix: str, n: int, users: int = 20) -> list[ClickEvent]:
+    now = int(time.time() * 1000)
+    return [ClickEvent(f"{prefix}{j}", f"u{j % users}", f"i{j % 100}", now + j) for j in range(n)]
+
+
+def versions_of(d, prefix: str, n: int, timeout_s: float = 60) -> dict[str, str]:
+    """event id -> model version of the answers to the clicks `prefix`0..n-1 (first answer wins)."""
+    ids = {f"{prefix}{j}" for j in range(n)}
+    records = consume_until(d.bootstrap, d.recommendations,
+                            lambda rs: ids <= {r["event_id"] for r in rs}, timeout_s=timeout_s).records
+    out: dict[str, str] = {}
+    for r in records:
+        if r["event_id"] in ids:
+            out.setdefault(r["event_id"], r["model_version"])
+    return out
+
+
+def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_models, tmp_path: Path) -> None:
+    d = deployment
+    store = DirectoryModelStore(tmp_path / "store")
+    v1 = store.publish(d.checkpoint)
+    w = d.worker("--model-store", str(store.root), "--model-poll", "0.5")
+    w.wait_ready()
+
+    stream = clicks_for("s", 1500)
+    stop = threading.Event()
+
+    def produce() -> None:  # 1,500 clicks over about 15 s, in small bursts
+        for start in range(0, len(stream), 50):
+            produce_clicks(d.bootstrap, d.clicks, stream[start:start + 50])
+            if stop.wait(0.5):
+                return
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(4)
+    published_at = time.time()
+    v2 = store.publish(other_models["same_shape"])
+    producer.join()
+
+    versions = versions_of(d, "s", len(stream), timeout_s=120)
+    assert len(versions) == len(stream), "a click was left without a recommendation"
+    assert set(versions.values()) == {v1, v2}
+    order = [versions[c.event_id] for c in stream]
+    switch = order.index(v2)
+    assert v1 not in order[switch + 200:], "the old model still answered long after the swap"
+    assert w.metric("seqrec_model_swaps_total") == 1
+    assert w.proc is not None and w.proc.poll() is None
+    print(f"\nswapped after {order.index(v2)} clicks; publish at {published_at:.1f}")
+
+
+def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: Path) -> None:
+    d = deployment
+    store = DirectoryModelStore(tmp_path / "store")
+    v1 = store.publish(d.checkpoint)
+    w = d.worker("--model-store", str(store.root), "--model-poll", "0.5")
+    w.wait_ready()
+
+    def served_by(prefix: str) -> set[str]:
+        time.sleep(2)  # a few polls of the store
+        produce_clicks(d.bootstrap, d.clicks, clicks_for(prefix, 50))
+        return set(versions_of(d, prefix, 50).values())
+
+    v2 = store.publish(other_models["same_shape"])
+    assert served_by("a") == {v2}
+    assert store.rollback() == v1
+    assert served_by("b") == {v1}, "rollback must return serving to the previous version"
+
+    store.publish(other_models["wider"])  # a valid checkpoint of another architecture
+    assert served_by("c") == {v1}
+    # A damaged volume: the pointer names a garbage file.
+    (store.versions_dir / "20990101T000000Z-deadbeef.pt").write_bytes(b"garbage")
+    (store.root / "LATEST").write_text("20990101T000000Z-deadbeef\n")
+    assert served_by("e") == {v1}
+    assert w.metric('seqrec_model_swaps_total{outcome="refused"}') == 2
+    assert w.metric('seqrec_model_swaps_total{outcome="swapped"}') == 2
+    assert "refused model version" in w.log_tail(200)
