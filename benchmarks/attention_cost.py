@@ -4,7 +4,8 @@ For softmax, vgenatt (mean, sample) and dgenatt with 1, 2, 4 and T inference ste
 the whole SASRec and of its attention modules, and inference throughput (sequences/s) of
 `SASRec.score_last` at a fixed batch of full-length random histories. Variants are timed in
 interleaved rounds and the median round is reported, because the machine is shared and noisy.
-dgenatt runs with start_fraction = 1.0 here so that "steps = T" really runs T denoiser calls.
+dgenatt runs with start_fraction = 1.0 here so that "steps = T" really runs T denoiser steps; in
+`mean` mode it serves through one fused attention (no L x L map), in `sample` mode it builds the map.
 
     python benchmarks/attention_cost.py --n-items 12101 --max-len 50 --batch 256 --rounds 5
 """
@@ -28,7 +29,9 @@ def variants(steps_T: int) -> list[tuple[str, str, dict]]:
     for steps in sorted({1, 2, 4, steps_T}):
         if steps <= steps_T:
             opts = {"steps_T": steps_T, "inference_steps": steps, "start_fraction": 1.0}
-            rows.append((f"dgenatt steps={steps}", "dgenatt", opts))
+            rows.append((f"dgenatt mean steps={steps}", "dgenatt", opts))
+    opts = {"steps_T": steps_T, "inference_steps": 2, "start_fraction": 1.0, "inference": "sample"}
+    rows.append(("dgenatt sample steps=2", "dgenatt", opts))  # sample mode builds the L x L map
     return rows
 
 

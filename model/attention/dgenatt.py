@@ -183,8 +183,11 @@ class DGenAttention(GenerativeAttention):
         c = c * self.abar[self.t_start()].sqrt() / q.shape[-1] ** 0.5
         q_wide = torch.cat([c * q, d * u / math.sqrt(w.shape[-1]), e], dim=-1)  # (B, H, L, d + r + n)
         k_wide = torch.cat([k, w, p.transpose(-2, -1)], dim=-1)  # (B, H, L, d + r + n)
-        y = F.scaled_dot_product_attention(q_wide, k_wide, v, attn_mask=mask, scale=1.0)  # (B, H, L, d)
-        return AttentionOutput(out=self.proj(merge_heads(y)))
+        # Zero-pad V to the same width: CPU SDPA takes its fused kernel only when the widths match
+        # (3.3x faster at L=200, batch 256 than the fallback that builds the map).
+        v_wide = F.pad(v, (0, q_wide.shape[-1] - v.shape[-1]))
+        y = F.scaled_dot_product_attention(q_wide, k_wide, v_wide, attn_mask=mask, scale=1.0)[..., : v.shape[-1]]
+        return AttentionOutput(out=self.proj(merge_heads(y)))  # y (B, H, L, d)
 
     def t_start(self) -> int:
         return max(1, round(self.options.start_fraction * self.options.steps_T))
