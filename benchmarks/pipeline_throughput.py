@@ -169,6 +169,7 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         while len(clock.first) < len(stream) and time.time() < deadline:
             time.sleep(0.1)
         clock.stopping.set()
+        clock.join()
         answered = len(clock.first)
         last = max(clock.first.values()) if clock.first else float("nan")
         lat = sorted(1000 * (clock.first[e] - sent[e]) for e in clock.first if e in sent)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
     p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
-    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for all answers")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
 
