@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from model.inference import Recommender
 from model.train import TrainConfig
@@ -150,11 +150,17 @@ def evaluate_through_kafka(
     """Replay the log into a running worker's clicks topic, read its answers back, score them
     with the same code as the in-process path."""
     started = time.monotonic()
-    consumer = KafkaConsumer(recommendations_topic, bootstrap_servers=bootstrap, group_id=None,
-                             auto_offset_reset="latest", enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
-        consumer.poll(timeout_ms=1000)  # join and fix the start position before replaying
-        consumer.seek_to_end()
+        # Fix the start position on every partition before the first click goes out.
+        partitions = consumer.partitions_for_topic(recommendations_topic)
+        if not partitions:
+            raise ValueError(f"topic {recommendations_topic!r} does not exist on {bootstrap}: is a worker running?")
+        tps = [TopicPartition(recommendations_topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)
+        for tp in tps:
+            consumer.position(tp)
         replay_to_kafka(clicks, bootstrap, clicks_topic, speed, progress=progress)
         wanted = {c.event_id for c in clicks}
         shown: dict[str, list[str]] = {}
