@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from pipeline.batcher import BatchPolicy, MicroBatcher
+from pipeline.clicklog import TrafficRecorder
 from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner
 from pipeline.settings import Settings
@@ -67,8 +68,10 @@ class ClickPipeline:
         table: MutableMapping[bytes, bytes],
         ack: Callable[[Any], Awaitable[Any]],
         metrics: Metrics | None = None,
+        recorder: TrafficRecorder | None = None,
     ) -> None:
         self.runner = runner
+        self.recorder = recorder
         self.sink = sink
         self.table = table
         self.ack = ack
@@ -168,6 +171,8 @@ class ClickPipeline:
                     m.end_to_end_seconds.observe(max(now_ms - r.produced_ms, 0) / 1000)
             if answers_out:
                 pending += await self.sink.send_recommendations(answers_out)
+                if self.recorder is not None:
+                    self.recorder.record([r.click for r in clicks], [record for record, _ in answers_out])
         letters = [r for r in batch if r.dead_letter is not None]
         if letters:
             pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
@@ -255,11 +260,13 @@ def wire(
         keep_partition=same_partitioning,
     )
     metrics.set_model_version(runner.version)
+    record = settings.record
+    recorder = TrafficRecorder(record.dir, record.max_file_mib * 2**20) if record.dir is not None else None
 
     @app.agent(clicks, concurrency=1, name="serve_clicks")
     async def serve_clicks(stream: Any) -> None:
         events = stream.noack()
-        pipeline = ClickPipeline(settings, runner, sink, table, events.ack, metrics)
+        pipeline = ClickPipeline(settings, runner, sink, table, events.ack, metrics, recorder)
         app.seqrec_pipeline = pipeline  # for the lag timer
         flusher = asyncio.ensure_future(pipeline.batcher.run())
         try:

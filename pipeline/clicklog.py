@@ -124,6 +124,29 @@ class RotatingJsonlWriter:
         self.close()
 
 
+class TrafficRecorder:
+    """What a worker consumed and produced, for replay: `<dir>/clicks-*.jsonl` (the click
+    contract, replayable with `seqrec replay`) and `<dir>/recommendations-*.jsonl`. One
+    worker, one directory (file names do not carry the worker)."""
+
+    def __init__(self, directory: str | Path, max_bytes: int = 64 * 2**20) -> None:
+        self.clicks = RotatingJsonlWriter(directory, "clicks", max_bytes)
+        self.recommendations = RotatingJsonlWriter(directory, "recommendations", max_bytes)
+
+    def record(self, clicks: Sequence[ClickEvent], recommendations: Sequence[dict[str, Any]]) -> None:
+        for click in clicks:
+            self.clicks.write_bytes(encode_click(click))
+        for rec in recommendations:
+            self.recommendations.write(rec)
+        # Buffered writes, one flush per batch: a crash loses at most the batch being written.
+        self.clicks.flush()
+        self.recommendations.flush()
+
+    def close(self) -> None:
+        self.clicks.close()
+        self.recommendations.close()
+
+
 def write_click_log(clicks: Iterable[ClickEvent], directory: str | Path, max_bytes: int = 64 * 2**20) -> int:
     n = 0
     with RotatingJsonlWriter(directory, "clicks", max_bytes) as writer:

@@ -65,6 +65,11 @@ class ServingSettings(BaseModel):
     max_future_skew_s: float = Field(86_400.0, ge=0)
 
 
+class RecordSettings(BaseModel):
+    dir: Path | None = None  # log consumed clicks and produced recommendations here (JSONL), for replay
+    max_file_mib: int = Field(64, ge=1)  # rotate a log file past this size
+
+
 class WebSettings(BaseModel):
     enabled: bool = True  # metrics, /healthz and /ready
     host: str = "127.0.0.1"
@@ -84,6 +89,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     serving: ServingSettings = ServingSettings()
     web: WebSettings = WebSettings()
+    record: RecordSettings = RecordSettings()
 
     @property
     def changelog_topic(self) -> str:
@@ -94,6 +100,7 @@ class Settings(BaseSettings):
 __all__ = [
     "BatchingSettings",
     "KafkaSettings",
+    "RecordSettings",
     "ServingSettings",
     "Settings",
     "StoreSettings",

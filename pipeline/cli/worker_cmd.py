@@ -35,6 +35,7 @@ _OVERRIDES: dict[str, tuple[str | None, str]] = {
     "exclude_seen": ("serving", "exclude_seen"),
     "web_port": ("web", "port"),
     "web": ("web", "enabled"),
+    "record_dir": ("record", "dir"),
 }
 
 
@@ -55,6 +56,8 @@ def settings_from_options(**options: Any):
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Model checkpoint to serve.")
 @click.option("--model-store", type=click.Path(file_okay=False, path_type=Path),
               help="Model store to follow: serve its serving version and hot-swap to each new one.")
+@click.option("--record-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Log consumed clicks and produced recommendations here (rotated JSONL), for replay.")
 @click.option("--model-poll", type=click.FloatRange(min=0.1), help="Seconds between looks at the model store.")
 @click.option("--brokers", help="Kafka bootstrap servers, host:port[,host:port].")
 @click.option("--app-id", help="Faust app id: consumer group and changelog prefix.")
