@@ -61,7 +61,7 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
 @click.option("--blocks", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True)
 @click.option("--attention-option", "attention_options", multiple=True, metavar="KEY=JSON",
-              help="An option of the attention kind, e.g. --attention-option kl_weight=0.1 (repeatable).")
+              help="An option of the attention kind, e.g. --attention-option beta_cap=0.1 (repeatable; see docs/genatt.md).")
 @click.option("--negatives", type=click.IntRange(min=0), default=0, show_default=True,
               help="0 = full cross-entropy over all items; N = sampled softmax with N negatives.")
 @click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
