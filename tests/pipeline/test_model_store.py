@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from model.config import ModelConfig
 from model.data import ItemMap
 from model.errors import CheckpointError
 from model.sasrec import SASRec
+from pipeline.cli import main
 from pipeline.model_store import DirectoryModelStore
 
 
@@ -68,20 +67,21 @@ def test_retention_keeps_last_n_and_rollback_targets(tmp_path: Path) -> None:
     assert store.rollback() == versions[-2]
 
 
-def test_models_cli_lists_and_rolls_back(tmp_path: Path) -> None:
+def test_models_cli_lists_and_rolls_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store_dir = tmp_path / "store"
     store = DirectoryModelStore(store_dir)
     v1 = store.publish(make_checkpoint(tmp_path / "a.pt", 1))
     v2 = store.publish(make_checkpoint(tmp_path / "b.pt", 2))
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", "models", *args, "--store", str(store_dir)],
-                              capture_output=True, text=True, timeout=120)
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(["models", *args, "--store", str(store_dir)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
 
-    listing = cli("list")
-    assert listing.returncode == 0, listing.stderr
-    assert f"* {v2}" in listing.stdout and f"  {v1}" in listing.stdout
-    assert cli("rollback").stdout.strip() == f"serving {v1}"
+    code, listing, _ = cli("list")
+    assert code == 0
+    assert f"* {v2}" in listing and f"  {v1}" in listing
+    assert cli("rollback")[1].strip() == f"serving {v1}"
     assert store.latest() == v1
-    missing = cli("show", "no-such-version")
-    assert missing.returncode == 1 and "no version 'no-such-version'" in missing.stderr
+    code, _, err = cli("show", "no-such-version")
+    assert code == 1 and "no version 'no-such-version'" in err
