@@ -11,15 +11,22 @@ outputs the H attention maps A_gen.
 Choices that are *ours* (each one is an ablation knob or a line to change):
 - h_g is a causal prefix summary (`PrefixSummary`: mean over valid positions <= t, then an MLP), so
   position t never sees the future. z is therefore per position: q(z_t | M_<=t).
-- The decoder turns [g(z_t); h_s,t] into per-head additive modulations (dq, dk) of the usual query and
-  key; A_gen = softmax((q + dq)(k + dk)^T / sqrt(d)) under the causal mask, then A_gen @ V as in any
-  attention. The key modulation of position s comes from z_s (its own prefix), which keeps causality.
-- The per-head part is zero-initialised, so at step 0 the layer is exactly softmax attention and the
-  latent path grows in as it helps.
-- KL(q(z|h) || N(0, I)) is summed over latent dims, averaged over valid positions and weighted by
+- Two decoders (`decoder` option); both modulate the usual query and key per head, and the key
+  modulation of position s comes from z_s (its own prefix), which keeps causality:
+  `additive`: [g(z_t); h_s,t] -> (dq, dk), A_gen = softmax((q + dq)(k + dk)^T / sqrt(d)). The h_s part
+  is a linear function of the layer input, which W_q, W_k can already express, so the decoder can
+  reach its optimum while ignoring z: trained with a KL penalty, the posterior collapsed (docs/genatt.md).
+  `gate`: g(z_t) alone -> per-head gates, A_gen = softmax((q * (1 + tanh(g_q)))(k * (1 + tanh(g_k)))^T
+  / sqrt(d)). The individual parts still read h_s through q and k, but the only new input is z, and
+  a product with q, k is not a function W_q, W_k can replicate.
+- The per-head part is zero-initialised (dq = dk = 0, gates = 1), so at step 0 the layer is exactly
+  softmax attention and the latent path grows in as it helps.
+- KL(q(z|h) || N(0, I)) per latent dim, averaged over valid positions, with free bits (Kingma et al.
+  2016): only the part of each dim's KL above `free_bits` nats is penalised, so a dim can carry that
+  much information at no cost (free_bits = 0 is the plain KL summed over dims). Weighted by
   beta(p) = beta_cap * min(1, p / anneal_fraction), p the training progress in [0, 1] given by
   `set_training_progress` (the backbone calls it). Before any call p = 1 (the full cap), so a layer
-  used outside a trainer is not silently unregularised. The KL is returned in eval too (monitoring).
+  used outside a trainer is not silently unregularised. The loss is returned in eval too (monitoring).
 - Inference: `mean` (z = mu, deterministic; default) or `sample` (fresh eps each call).
 """
 
@@ -36,12 +43,16 @@ from model.attention._genatt import GenerativeAttention, check_inference_mode, m
 from model.attention.base import AttentionOutput, causal_mask
 from model.config import ModelConfig
 
+DECODERS = ("additive", "gate")
+
 
 @dataclass(frozen=True)
 class VGenAttOptions:
     latent_dim: int = 16  # size of z; the maps are low-entropy objects, 16 is plenty at d_model 64
     beta_cap: float = 0.01  # final KL weight; small because the rec loss is a CE over ~10^4 items
     anneal_fraction: float = 0.3  # share of training over which beta rises linearly from 0 to the cap
+    free_bits: float = 0.0  # KL floor in nats per latent dim; only the KL above it is penalised
+    decoder: str = "additive"  # "additive": [g(z); h_s] -> (dq, dk); "gate": g(z) -> q, k gates
     inference: str = "mean"  # "mean": z = mu (same history -> same list); "sample": fresh eps
 
     def __post_init__(self) -> None:
@@ -51,6 +62,10 @@ class VGenAttOptions:
             raise ValueError(f"beta_cap must be >= 0, got {self.beta_cap}")
         if not 0.0 < self.anneal_fraction <= 1.0:
             raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction}")
+        if self.free_bits < 0:
+            raise ValueError(f"free_bits must be >= 0, got {self.free_bits}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         check_inference_mode(self.inference)
 
 
@@ -65,8 +80,9 @@ class VGenAttention(GenerativeAttention):
         D, Z = config.d_model, self.options.latent_dim
         self.encoder = nn.Linear(D, 2 * Z)  # f_theta: h_g -> (mu, log sigma^2)
         self.shared = nn.Sequential(nn.Linear(Z, D), nn.GELU())  # g(z), shared by all heads
-        # The H individual parts g_delta,h as one linear whose output splits per head: [g(z); h_s] -> (dq, dk).
-        self.individual = nn.Linear(2 * D, 2 * D)
+        # The H individual parts g_delta,h as one linear whose output splits per head:
+        # additive: [g(z); h_s] -> (dq, dk); gate: g(z) -> (g_q, g_k).
+        self.individual = nn.Linear(D if self.options.decoder == "gate" else 2 * D, 2 * D)
         nn.init.zeros_(self.individual.weight)
         nn.init.zeros_(self.individual.bias)
 
@@ -87,9 +103,15 @@ class VGenAttention(GenerativeAttention):
         logvar = logvar.clamp(-8.0, 8.0)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.stochastic() else mu  # (B, L, Z)
 
-        # Decoder: shared g(z) plus per-head parts reading [g(z); h_s] -> query/key modulations.
-        dq, dk = self.individual(torch.cat([self.shared(z), x], dim=-1)).split(D, dim=-1)  # 2 x (B, L, D)
-        q, k, v = split_heads(q + dq, self.n_heads), split_heads(k + dk, self.n_heads), split_heads(v, self.n_heads)
+        # Decoder: shared g(z) plus per-head parts -> query/key modulations.
+        g = self.shared(z)  # (B, L, D)
+        if self.options.decoder == "gate":
+            gq, gk = self.individual(g).tanh().split(D, dim=-1)  # 2 x (B, L, D)
+            q, k = q * (1.0 + gq), k * (1.0 + gk)
+        else:
+            dq, dk = self.individual(torch.cat([g, x], dim=-1)).split(D, dim=-1)  # 2 x (B, L, D)
+            q, k = q + dq, k + dk
+        q, k, v = split_heads(q, self.n_heads), split_heads(k, self.n_heads), split_heads(v, self.n_heads)
 
         mask = causal_mask(valid)  # (B, 1, L, L)
         weights = None
@@ -101,7 +123,12 @@ class VGenAttention(GenerativeAttention):
             drop = self.attn_dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)  # (B, H, L, d)
 
-        # KL(N(mu, sigma^2) || N(0, I)) summed over z, averaged over valid positions.
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)  # (B, L)
-        kl = (kl * valid).sum() / valid.sum().clamp(min=1)
+        kl = self.penalised_kl(mu, logvar, valid)
         return AttentionOutput(out=self.proj(merge_heads(y)), aux_loss=self.beta * kl, weights=weights)
+
+    def penalised_kl(self, mu: torch.Tensor, logvar: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Sum over latent dims of max(0, KL_j - free_bits), KL_j = KL(N(mu_j, sigma_j^2) || N(0, 1))
+        averaged over valid positions: a scalar."""
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, L, Z)
+        per_dim = (kl * valid[..., None]).sum((0, 1)) / valid.sum().clamp(min=1)  # (Z,)
+        return (per_dim - self.options.free_bits).clamp(min=0.0).sum()

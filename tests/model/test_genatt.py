@@ -8,7 +8,8 @@ import torch
 from model.attention import build_attention
 from model.config import ModelConfig
 
-KINDS = ["vgenatt", "dgenatt"]
+# Every decoder of each kind, for the invariants that must hold whatever the options.
+VARIANTS = [("vgenatt", {}), ("vgenatt", {"decoder": "gate", "free_bits": 0.5}), ("dgenatt", {})]
 B, L, D, H = 3, 7, 16, 2
 
 
@@ -38,10 +39,10 @@ def allowed(valid: torch.Tensor) -> torch.Tensor:
     return (tri & valid[:, None, :] & valid[:, :, None])[:, None]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind, options", VARIANTS)
 @pytest.mark.parametrize("mode", ["mean", "sample"])
-def test_shapes_and_rows_are_distributions(kind: str, mode: str) -> None:
-    layer = make(kind, inference=mode).eval()
+def test_shapes_and_rows_are_distributions(kind: str, options: dict, mode: str) -> None:
+    layer = make(kind, inference=mode, **options).eval()
     x, valid = batch()
     res = layer(x, valid, return_weights=True)
     assert res.out.shape == (B, L, D) and res.weights.shape == (B, H, L, L)
@@ -53,9 +54,9 @@ def test_shapes_and_rows_are_distributions(kind: str, mode: str) -> None:
     assert (res.weights[~ok & real_rows[..., None]] == 0).all()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_no_information_from_the_future(kind: str) -> None:
-    layer = make(kind).eval()
+@pytest.mark.parametrize("kind, options", VARIANTS)
+def test_no_information_from_the_future(kind: str, options: dict) -> None:
+    layer = make(kind, **options).eval()
     x, valid = batch()
     base = layer(x, valid).out
     for t in range(L - 1):
@@ -65,9 +66,9 @@ def test_no_information_from_the_future(kind: str) -> None:
         torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_mean_mode_is_deterministic_and_sample_mode_is_not(kind: str) -> None:
-    layer = make(kind).eval()
+@pytest.mark.parametrize("kind, options", VARIANTS)
+def test_mean_mode_is_deterministic_and_sample_mode_is_not(kind: str, options: dict) -> None:
+    layer = make(kind, **options).eval()
     x, valid = batch()
     a, b = layer(x, valid, return_weights=True), layer(x, valid, return_weights=True)
     torch.testing.assert_close(a.out, b.out, rtol=0, atol=0)
@@ -81,7 +82,8 @@ def test_mean_mode_is_deterministic_and_sample_mode_is_not(kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind, options", [("vgenatt", {}), ("dgenatt", {}), ("dgenatt", {"stop_grad_target": False})]
+    "kind, options",
+    [("vgenatt", {}), ("vgenatt", {"decoder": "gate"}), ("dgenatt", {}), ("dgenatt", {"stop_grad_target": False})],
 )
 def test_aux_loss_is_finite_and_decreases(kind: str, options: dict) -> None:
     layer = make(kind, **options).train()
@@ -112,6 +114,35 @@ def test_vgenatt_beta_anneals_from_zero_to_cap() -> None:
     assert layer.beta == pytest.approx(0.5)
 
 
+def test_vgenatt_free_bits_penalise_only_the_kl_above_the_floor() -> None:
+    Z = 4
+    valid = torch.tensor([[False, True, True]])
+    mu = torch.tensor([[[9.0, 9.0, 9.0, 9.0], [0.0, 1.0, 2.0, 0.1], [0.0, 1.0, 0.0, 0.1]]], requires_grad=True)
+    logvar = torch.zeros(1, 3, Z)
+    # KL per dim = mu^2 / 2 averaged over the two valid positions: (0, 0.5, 1.0, 0.005).
+    plain = make("vgenatt", latent_dim=Z).penalised_kl(mu, logvar, valid)
+    assert plain.item() == pytest.approx(1.505)
+    floored = make("vgenatt", latent_dim=Z, free_bits=0.6).penalised_kl(mu, logvar, valid)
+    assert floored.item() == pytest.approx(1.0 - 0.6)
+    floored.backward()
+    # Only the dim above the floor gets a gradient; the padded position never does.
+    assert (mu.grad[0, 1:, [0, 1, 3]] == 0).all() and mu.grad[0, 1, 2] != 0 and (mu.grad[0, 0] == 0).all()
+
+
+def test_vgenatt_gate_decoder_starts_as_softmax_attention() -> None:
+    cfg = ModelConfig(n_items=50, max_len=L, d_model=D, n_heads=H, dropout=0.0, attention="vgenatt",
+                      attention_options={"decoder": "gate"})
+    torch.manual_seed(0)
+    layer = build_attention(cfg).eval()  # not woken: the zero-initialised gates are exactly 1
+    x, valid = batch()
+    q, k, _ = layer.qkv(x).split(D, dim=2)
+    q, k = (t.view(B, L, H, D // H).transpose(1, 2) for t in (q, k))
+    plain = (q @ k.transpose(-2, -1) / (D // H) ** 0.5).masked_fill(~allowed(valid), float("-inf")).softmax(-1)
+    weights = layer(x, valid, return_weights=True).weights
+    real_rows = valid[:, None, :].expand(B, H, L)
+    torch.testing.assert_close(weights[real_rows], plain[real_rows])
+
+
 @pytest.mark.parametrize("steps", [1, 3, 10])
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_dgenatt_any_step_count_and_schedule(steps: int, schedule: str) -> None:
@@ -130,6 +161,8 @@ def test_dgenatt_any_step_count_and_schedule(steps: int, schedule: str) -> None:
         ("vgenatt", {"inference": "median"}),
         ("dgenatt", {"steps_T": 4, "inference_steps": 5}),
         ("dgenatt", {"schedule": "sigmoid"}),
+        ("vgenatt", {"free_bits": -0.1}),
+        ("vgenatt", {"decoder": "mlp"}),
     ],
 )
 def test_bad_options_raise_value_error(kind: str, options: dict) -> None:
@@ -145,8 +178,15 @@ def wake(model: torch.nn.Module) -> None:
                 p.normal_(0, 0.3)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_checkpoint_round_trip_and_padding_invariance(kind: str, tmp_path) -> None:
+ROUND_TRIP_OPTIONS = {
+    "vgenatt": {"latent_dim": 4},
+    "vgenatt-gate": {"latent_dim": 4, "decoder": "gate", "free_bits": 0.25},
+    "dgenatt": {"steps_T": 6, "inference_steps": 3},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ROUND_TRIP_OPTIONS))
+def test_checkpoint_round_trip_and_padding_invariance(variant: str, tmp_path) -> None:
     checkpoint = pytest.importorskip("model.checkpoint")
     inference = pytest.importorskip("model.inference")
     from model.data import ItemMap, pad_left
@@ -154,8 +194,8 @@ def test_checkpoint_round_trip_and_padding_invariance(kind: str, tmp_path) -> No
 
     torch.manual_seed(0)
     n_items = 30
-    cfg = ModelConfig(n_items=n_items, max_len=12, d_model=D, n_heads=H, attention=kind,
-                      attention_options={"latent_dim": 4} if kind == "vgenatt" else {"steps_T": 6, "inference_steps": 3})
+    cfg = ModelConfig(n_items=n_items, max_len=12, d_model=D, n_heads=H, attention=variant.split("-")[0],
+                      attention_options=ROUND_TRIP_OPTIONS[variant])
     model = SASRec(cfg)
     wake(model)
     model.eval()
