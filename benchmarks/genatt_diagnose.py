@@ -1,7 +1,8 @@
 """What the generative part of a trained checkpoint actually does (issue 4), on validation histories:
 for vgenatt the KL per layer (nats per position) and how many latent dimensions are active
 (posterior variance of mu over positions > 0.01); for each kind the mean total-variation distance
-between its maps and the maps of plain softmax on the same q, k (how far generation moved them).
+between its maps and the maps of plain softmax on the same q, k (how far generation moved them), and
+between its `mean` and `sample` maps (how much the noise moves them: is `sample` a diversity knob?).
 
     python benchmarks/genatt_diagnose.py --data ../shared/data/beauty/Beauty.txt \\
         --checkpoint runs/genatt/beauty-vgenatt/best.pt --users 512
@@ -20,6 +21,11 @@ from model.checkpoint import load_checkpoint
 from model.data import leave_one_out, load_dataset, pad_left
 
 
+def tv(a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor) -> float:
+    """Mean total-variation distance between the (B, H, L, L) maps a and b over the real query rows."""
+    return round(0.5 * (a - b).abs().sum(-1)[rows].mean().item(), 4)
+
+
 @torch.inference_mode()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,6 +36,9 @@ def main() -> None:
     torch.manual_seed(0)
     ckpt = load_checkpoint(args.checkpoint, device="cpu")
     model = ckpt.model.eval()
+    for module in model.modules():
+        if hasattr(module, "set_inference_mode"):
+            module.set_inference_mode("mean")
     histories, _ = leave_one_out(load_dataset(args.data), ckpt.item_map).eval_inputs("valid")
     items = pad_left(histories[: args.users], model.config.max_len)
     x, valid = model._embed(items)
@@ -41,8 +50,12 @@ def main() -> None:
         q, k, _ = (split_heads(t, attn.n_heads) for t in attn.qkv(h).split(h.shape[-1], dim=2))
         plain = masked_softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, causal_mask(valid))
         rows = valid[:, None, :].expand_as(plain[..., 0])  # (B, H, L) real query rows
-        tv = 0.5 * (res.weights - plain).abs().sum(-1)[rows].mean().item()
-        row = {"block": i, "tv_vs_softmax_maps": round(tv, 4)}
+
+        attn.set_inference_mode("sample")
+        sampled = attn(h, valid, return_weights=True).weights
+        attn.set_inference_mode("mean")
+        row = {"block": i, "tv_vs_softmax_maps": tv(res.weights, plain, rows),
+               "tv_sample_vs_mean_maps": tv(sampled, res.weights, rows)}
         if hasattr(attn, "encoder"):
             mu, logvar = attn.encoder(attn.summary(h, valid)).chunk(2, dim=-1)
             kl = 0.5 * (mu.pow(2) + logvar.clamp(-8, 8).exp() - 1 - logvar.clamp(-8, 8)).sum(-1)
