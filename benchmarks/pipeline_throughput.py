@@ -146,11 +146,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
-                 args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    app = f"bench{uuid.uuid4().hex[:6]}"
+def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path) -> WorkerProcess:
+    """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`."""
     port = free_port()
-    worker = WorkerProcess([
+    return WorkerProcess([
         "--checkpoint", str(ckpt), "--brokers", bootstrap, "--app-id", app,
         "--datadir", str(workdir / app), "--web-port", str(port),
         "--clicks-topic", f"{app}-clicks", "--recommendations-topic", f"{app}-recs",
@@ -160,6 +159,12 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
     ], log_path=workdir / f"{app}.log", web_port=port).start()
+
+
+def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
+                 args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    app = f"bench{uuid.uuid4().hex[:6]}"
+    worker = start_worker(bootstrap, ckpt, app, args, workdir)
     try:
         worker.wait_ready(timeout_s=120)
         clock = AnswerClock(bootstrap, f"{app}-recs")

@@ -116,14 +116,14 @@ def update_history(
     history_len: int,
     session_gap_ms: int,
     cache: StateCache | None = None,
-) -> tuple[UserHistory, bool]:
-    """Apply `click` to `table[user]`, write the new value back; return (state, applied).
+) -> tuple[UserHistory, bytes | None]:
+    """Apply `click` to `table[user]`, write the new value back; return (state, value written).
 
     Keys and values are bytes (`user_id` UTF-8, `UserHistory.to_bytes()`).
 
-    `table` is the Faust table inside the worker (or a dict in tests). A replayed click
-    (applied=False) leaves the table untouched and returns the current state. With a `cache`,
-    reads come from it when it has the user (a RocksDB read through Faust costs ~0.2 ms).
+    `table` is the Faust table's store inside the worker (or a dict in tests). A replayed click
+    leaves the table untouched and returns (the current state, None). With a `cache`, reads come
+    from it when it has the user (a RocksDB read through Faust costs ~0.2 ms).
     """
     user = click.user_id
     key = user.encode("utf-8")
@@ -133,11 +133,12 @@ def update_history(
         state = UserHistory.from_bytes(raw) if raw is not None else None
     new = apply_click(state, click, offset, history_len=history_len, session_gap_ms=session_gap_ms)
     if new is None:
-        return state if state is not None else UserHistory(), False
-    table[key] = new.to_bytes()
+        return state if state is not None else UserHistory(), None
+    value = new.to_bytes()
+    table[key] = value
     if cache is not None:
         cache.put(user, new)
-    return new, True
+    return new, value
 
 
 class StateCache:

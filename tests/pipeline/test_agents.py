@@ -44,7 +44,7 @@ def make(model, **batching):
     recs, dlq = MemoryTopic(), MemoryTopic()
     table = {}
     metrics = Metrics()
-    pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, ack, metrics)
+    pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, MemoryTopic(), ack, metrics)
     return pipe, table, recs, dlq, acked, metrics
 
 
@@ -132,15 +132,58 @@ def test_swap_serves_the_next_batch_with_the_new_model():
     assert version == "v2" and answers == [[("next-a", 1.0)]]
 
 
-def test_failed_delivery_leaves_clicks_unacked_and_stops_the_worker():
-    class BrokenTopic(MemoryTopic):
-        async def send_many(self, records):
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_exception(ConnectionError("broker gone"))
-            return [failed]
+def test_changelog_gets_each_users_newest_state_per_batch_in_its_partition():
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel(), max_size=8, max_wait_ms=50)
 
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        clicks = [("u1", "a", 3), ("u2", "x", 5), ("u1", "b", 3), ("u1", "c", 3)]
+        for offset, (user, item, partition) in enumerate(clicks):
+            await pipe.accept(click(f"e{offset}", user, item), user.encode(), topic="clicks",
+                              partition=partition, offset=offset, timestamp_s=NOW_S, handle=offset)
+        await pipe.drain()
+        task.cancel()
+
+    asyncio.run(main())
+    changelog = pipe.changelog
+    assert sorted(zip(changelog.partitions, (k for k, _ in changelog.records))) == [(3, b"u1"), (5, b"u2")]
+    sent = {k: UserHistory.from_bytes(v) for k, v in changelog.records}
+    assert sent[b"u1"].items == ("a", "b", "c") and sent[b"u2"].items == ("x",)
+    assert {k: v for k, v in changelog.records} == table  # what recovery rebuilds = the store
+    assert sorted(acked) == [0, 1, 2, 3]
+
+
+def test_replayed_click_sends_its_users_state_again():
     pipe, table, recs, dlq, acked, metrics = make(FakeModel())
-    pipe.sink.recommendations = BrokenTopic()
+
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        for attempt in range(2):  # offset 0 twice: the second is a replay after a crash
+            await pipe.accept(click("e0", "u", "a"), b"u", topic="clicks", partition=0, offset=0,
+                              timestamp_s=NOW_S, handle=attempt)
+            await pipe.drain()
+        task.cancel()
+
+    asyncio.run(main())
+    assert pipe.changelog.records == [(b"u", table[b"u"])] * 2
+    assert UserHistory.from_bytes(table[b"u"]).items == ("a",)
+    assert metrics.replayed._value.get() == 1
+
+
+class BrokenTopic(MemoryTopic):
+    async def send_many(self, records):
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(ConnectionError("broker gone"))
+        return [failed]
+
+
+@pytest.mark.parametrize("broken", ["recommendations", "changelog"])
+def test_failed_delivery_leaves_clicks_unacked_and_stops_the_worker(broken):
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
+    if broken == "changelog":
+        pipe.changelog = BrokenTopic()
+    else:
+        pipe.sink.recommendations = BrokenTopic()
 
     async def main():
         task = asyncio.create_task(pipe.batcher.run())

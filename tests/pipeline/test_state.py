@@ -12,8 +12,8 @@ def test_keeps_the_last_n_items_and_writes_a_new_value_back():
     table = {}
     values = []
     for offset, item in enumerate(["a", "b", "c", "d"]):
-        state, applied = update_history(table, c(item, 1000 * offset), offset, history_len=3, session_gap_ms=GAP)
-        assert applied
+        state, written = update_history(table, c(item, 1000 * offset), offset, history_len=3, session_gap_ms=GAP)
+        assert written == table[b"u"]  # what the changelog record will carry
         values.append(table[b"u"])
     assert UserHistory.from_bytes(table[b"u"]).items == ("b", "c", "d")
     assert state.items == ("b", "c", "d")
@@ -47,8 +47,8 @@ def test_replayed_offset_is_not_applied_twice():
     table = {}
     update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
     update_history(table, c("b", 1), 11, history_len=5, session_gap_ms=GAP)
-    state, applied = update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
-    assert not applied and state.items == ("a", "b")
+    state, written = update_history(table, c("a", 0), 10, history_len=5, session_gap_ms=GAP)
+    assert written is None and state.items == ("a", "b")
     assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b")
 
 
