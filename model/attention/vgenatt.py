@@ -51,7 +51,7 @@ class VGenAttOptions:
     latent_dim: int = 16  # size of z; the maps are low-entropy objects, 16 is plenty at d_model 64
     beta_cap: float = 0.01  # final KL weight; small because the rec loss is a CE over ~10^4 items
     anneal_fraction: float = 0.3  # share of training over which beta rises linearly from 0 to the cap
-    free_bits: float = 0.0  # KL floor in nats per latent dim; only the KL above it is penalised
+    free_bits: float = 0.5  # KL floor in nats per latent dim; 0 lets the posterior collapse (docs/genatt.md)
     decoder: str = "additive"  # "additive": [g(z); h_s] -> (dq, dk); "gate": g(z) -> q, k gates
     inference: str = "mean"  # "mean": z = mu (same history -> same list); "sample": fresh eps
 

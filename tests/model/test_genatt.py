@@ -9,7 +9,7 @@ from model.attention import build_attention
 from model.config import ModelConfig
 
 # Every decoder of each kind, for the invariants that must hold whatever the options.
-VARIANTS = [("vgenatt", {}), ("vgenatt", {"decoder": "gate", "free_bits": 0.5}), ("dgenatt", {})]
+VARIANTS = [("vgenatt", {}), ("vgenatt", {"decoder": "gate", "free_bits": 0.0}), ("dgenatt", {})]
 B, L, D, H = 3, 7, 16, 2
 
 
@@ -83,7 +83,8 @@ def test_mean_mode_is_deterministic_and_sample_mode_is_not(kind: str, options: d
 
 @pytest.mark.parametrize(
     "kind, options",
-    [("vgenatt", {}), ("vgenatt", {"decoder": "gate"}), ("dgenatt", {}), ("dgenatt", {"stop_grad_target": False})],
+    [("vgenatt", {"free_bits": 0.0}), ("vgenatt", {"decoder": "gate", "free_bits": 0.0}), ("dgenatt", {}),
+     ("dgenatt", {"stop_grad_target": False})],
 )
 def test_aux_loss_is_finite_and_decreases(kind: str, options: dict) -> None:
     layer = make(kind, **options).train()
@@ -120,7 +121,7 @@ def test_vgenatt_free_bits_penalise_only_the_kl_above_the_floor() -> None:
     mu = torch.tensor([[[9.0, 9.0, 9.0, 9.0], [0.0, 1.0, 2.0, 0.1], [0.0, 1.0, 0.0, 0.1]]], requires_grad=True)
     logvar = torch.zeros(1, 3, Z)
     # KL per dim = mu^2 / 2 averaged over the two valid positions: (0, 0.5, 1.0, 0.005).
-    plain = make("vgenatt", latent_dim=Z).penalised_kl(mu, logvar, valid)
+    plain = make("vgenatt", latent_dim=Z, free_bits=0.0).penalised_kl(mu, logvar, valid)
     assert plain.item() == pytest.approx(1.505)
     floored = make("vgenatt", latent_dim=Z, free_bits=0.6).penalised_kl(mu, logvar, valid)
     assert floored.item() == pytest.approx(1.0 - 0.6)
