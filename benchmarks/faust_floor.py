@@ -8,7 +8,9 @@ Variants, each a separate process on its own copy of the backlog:
   * table     consume plus one RocksDB table write per click (and so one changelog record): the
               least a worker that keeps per-user state in a Faust table pays;
   * worker    the real `seqrec worker` (softmax model, untrained, one torch thread), which also
-              scores every click and produces its recommendation before acking it.
+              scores every click and produces its recommendation before acking it;
+  * baseline  the same worker run from another checkout (`--baseline DIR`, e.g. a `git worktree`
+              of an older commit), so a change is measured side by side in one run.
 
 The two floor apps are built by `pipeline.app.build_app`, so they run with exactly the worker's
 Faust settings (consumer tweaks, commit interval, RocksDB through rocksdict). Progress is read
@@ -19,6 +21,7 @@ the same span (all threads: event loop, consumer thread, torch). Not a test.
 
     python benchmarks/faust_floor.py                        # 50,000 clicks, all variants
     python benchmarks/faust_floor.py --clicks 20000 --variants consume table
+    git worktree add /tmp/before HEAD~1 && python benchmarks/faust_floor.py --baseline /tmp/before
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pipeline_throughput import broker, make_checkpoint, start_worker, synthetic
 from pipeline.harness import WorkerProcess, produce_clicks  # noqa: E402
 from pipeline.settings import KafkaSettings, Settings, StoreSettings, WebSettings  # noqa: E402
 
-VARIANTS = ("consume", "table", "worker")
+VARIANTS = ("consume", "table", "worker", "baseline")
 
 
 # ---- the floor apps (run in the child process: `faust_floor.py serve ...`) --------------------
@@ -99,9 +102,10 @@ def committed_count(admin: Any, group: str, topic: str) -> int:
 def start_variant(variant: str, bootstrap: str, app_id: str, args: argparse.Namespace,
                   work: Path) -> tuple[subprocess.Popen[bytes] | WorkerProcess, int]:
     """Start the variant's process on `<app_id>-clicks`; return it and its pid."""
-    if variant == "worker":
+    if variant in ("worker", "baseline"):
         ckpt = make_checkpoint("softmax", args.items, args.history_len, work)
-        worker = start_worker(bootstrap, ckpt, app_id, args, work)
+        worker = start_worker(bootstrap, ckpt, app_id, args, work,
+                              code=args.baseline if variant == "baseline" else None)
         return worker, worker.proc.pid
     proc = subprocess.Popen(
         [sys.executable, __file__, "serve", "--variant", variant, "--bootstrap", bootstrap,
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
+                   help="default: all, baseline only with --baseline")
+    p.add_argument("--baseline", type=Path, default=None, help="checkout to run the baseline worker from")
     p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per variant")
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
@@ -172,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(args.variant, args.bootstrap, args.app_id, args.partitions, args.datadir)
         return 0
+    if args.variants is None:
+        args.variants = [v for v in VARIANTS if v != "baseline" or args.baseline is not None]
+    if "baseline" in args.variants and (args.baseline is None or not (args.baseline / "pipeline").is_dir()):
+        p.error("the baseline variant needs --baseline DIR, a checkout of this project")
 
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

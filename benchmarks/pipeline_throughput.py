@@ -146,8 +146,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path) -> WorkerProcess:
-    """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`."""
+def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,
+                 code: Path | None = None) -> WorkerProcess:
+    """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`; with
+    `code`, the worker imports the project from that checkout instead (a baseline to compare)."""
     port = free_port()
     return WorkerProcess([
         "--checkpoint", str(ckpt), "--brokers", bootstrap, "--app-id", app,
@@ -158,7 +160,8 @@ def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace,
         "--history-len", str(args.history_len), "--standby-replicas", "0",
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
-    ], log_path=workdir / f"{app}.log", web_port=port).start()
+    ], log_path=workdir / f"{app}.log", web_port=port,
+        env={"PYTHONPATH": str(code)} if code is not None else None).start()
 
 
 def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
