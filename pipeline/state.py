@@ -179,24 +179,48 @@ def decode_table_key(key: bytes) -> str:
     return key.decode("utf-8")
 
 
-def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, str, UserHistory]]:
-    """(partition, user, state) for every user in a stopped worker's RocksDB table files.
-
-    Debugging and tests only: opens each `<table>-<partition>.db` under `datadir` read-only.
-    Standby copies of other workers' partitions are included when the worker kept any.
-    """
+def _partition_databases(datadir: Path, table_name: str) -> Iterator[tuple[int, Any]]:
+    """(partition, read-only rocksdict handle) for each `<table>-<partition>.db` under `datadir`."""
     from rocksdict import AccessType, Options, Rdict
 
     for path in sorted(Path(datadir).rglob(f"{table_name}-*.db")):
         partition = int(path.name[len(table_name) + 1 : -len(".db")])
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only(False))
         try:
-            for key, value in db.items():
-                if key == _FAUST_OFFSET_KEY:
-                    continue
-                yield partition, decode_table_key(key), UserHistory.from_bytes(value)
+            yield partition, db
         finally:
             db.close()
 
 
-__all__ = ["StateCache", "UserHistory", "apply_click", "decode_table_key", "iter_rocksdb_table", "update_history"]
+def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, str, UserHistory]]:
+    """(partition, user, state) for every user in a stopped worker's RocksDB table files.
+
+    Debugging and tests only: opens each `<table>-<partition>.db` under `datadir` read-only.
+    Standby copies of other workers' partitions are included when the worker kept any.
+    """
+    for partition, db in _partition_databases(datadir, table_name):
+        for key, value in db.items():
+            if key != _FAUST_OFFSET_KEY:
+                yield partition, decode_table_key(key), UserHistory.from_bytes(value)
+
+
+def persisted_changelog_offsets(datadir: Path, table_name: str) -> dict[int, int]:
+    """Partition → the changelog offset its RocksDB file says it holds data up to (what Faust's
+    recovery resumes after), for a stopped worker. Partitions without one are left out."""
+    offsets = {}
+    for partition, db in _partition_databases(datadir, table_name):
+        raw = db.get(_FAUST_OFFSET_KEY)
+        if raw is not None:
+            offsets[partition] = int(raw)
+    return offsets
+
+
+__all__ = [
+    "StateCache",
+    "UserHistory",
+    "apply_click",
+    "decode_table_key",
+    "iter_rocksdb_table",
+    "persisted_changelog_offsets",
+    "update_history",
+]
