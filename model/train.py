@@ -49,6 +49,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     n_negatives: int = 0  # 0 = full cross-entropy over the catalogue; N > 0 = sampled softmax
     patience: int = 10  # validations without a new best NDCG@10 before stopping
+    # Validations without a new best before the learning rate is multiplied by lr_plateau_factor
+    # (torch's ReduceLROnPlateau); None keeps it constant. Keep it below `patience`.
+    lr_plateau_patience: int | None = None
+    lr_plateau_factor: float = 0.3
     eval_every: int = 1  # epochs between validations
     exclude_seen: bool = True  # validation/test ranking leaves out the user's own items
     max_minutes: float | None = None  # wall-clock cap; stops before an epoch that would overrun it
@@ -159,9 +163,21 @@ def train(
              dataset.name, len(dataset.users), inputs.shape[0], len(item_map), n_params, device)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    plateau = None
+    if cfg.lr_plateau_patience is not None:
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.lr_plateau_factor, patience=cfg.lr_plateau_patience - 1,
+            threshold=0.0)  # any gain counts as a new best, as for early stopping
     if state:
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        if plateau is not None and state.get("lr_plateau"):
+            plateau.load_state_dict(state["lr_plateau"])
+        started_lr = state.get("train_config", {}).get("lr")
+        if started_lr is not None and started_lr != cfg.lr:  # asked for another rate: use it
+            log.info("resuming with learning rate %g (the run started with %g)", cfg.lr, started_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr
     start_epoch = int(state.get("epoch", 0))
     best_score = float(state.get("best_score", -1.0))
     best_epoch = int(state.get("best_epoch", 0))
@@ -208,7 +224,8 @@ def train(
         epoch_seconds = time.monotonic() - epoch_started
         train_seconds += epoch_seconds
         record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / steps_per_epoch,
-                                  "aux": aux_sum / steps_per_epoch, "train_seconds": round(epoch_seconds, 2)}
+                                  "aux": aux_sum / steps_per_epoch, "train_seconds": round(epoch_seconds, 2),
+                                  "lr": optimizer.param_groups[0]["lr"]}
 
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             valid = _validate(model, split, cfg, device)
@@ -221,6 +238,8 @@ def train(
                                 **common)
             else:
                 bad_evals += 1
+            if plateau is not None:
+                plateau.step(score)
         history.append(record)
         epochs_bar.set_postfix({"loss": f"{record['loss']:.4f}",
                                 f"valid {SELECT_METRIC}": f"{record.get(f'valid_{SELECT_METRIC}', float('nan')):.4f}",
@@ -233,6 +252,7 @@ def train(
         resume_state = {"epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
                         "bad_evals": bad_evals, "history": history, "train_seconds": train_seconds,
                         "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                        "lr_plateau": plateau.state_dict() if plateau is not None else None,
                         "train_config": cfg.to_dict()}
         save_checkpoint(last_path, model, item_map, metrics={}, extra={"resume": resume_state}, **common)
 

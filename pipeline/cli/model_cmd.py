@@ -53,7 +53,8 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
 @click.option("--attention", default="softmax", show_default=True, help="Attention kind (model.attention registry).")
 @click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Learning rate. With --resume, a rate other than the run's first one replaces the current one.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option("--max-len", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--d-model", type=click.IntRange(min=1), default=64, show_default=True)
@@ -66,6 +67,10 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
               help="0 = full cross-entropy over all items; N = sampled softmax with N negatives.")
 @click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
               help="Validations without a better NDCG@10 before stopping.")
+@click.option("--lr-plateau-patience", type=click.IntRange(min=1), default=None,
+              help="Validations without a better NDCG@10 before the learning rate is lowered (default: never).")
+@click.option("--lr-plateau-factor", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+              default=0.3, show_default=True, help="What the learning rate is multiplied by on a plateau.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--include-seen", is_flag=True, help="Rank the user's own items too (default: exclude them).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -77,8 +82,8 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
               help="Continue from a last.pt (same data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, weight_decay, max_len, d_model, heads,
-          blocks, dropout, attention_options, negatives, patience, eval_every, include_seen, max_minutes, seed,
-          device, threads, resume, no_progress) -> None:
+          blocks, dropout, attention_options, negatives, patience, lr_plateau_patience, lr_plateau_factor,
+          eval_every, include_seen, max_minutes, seed, device, threads, resume, no_progress) -> None:
     """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10."""
     import torch
 
@@ -106,7 +111,8 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
     model_config = ModelConfig(n_items=1, max_len=max_len, d_model=d_model, n_heads=heads, n_blocks=blocks,
                                dropout=dropout, attention=attention, attention_options=options)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, n_negatives=negatives,
-                      patience=patience, eval_every=eval_every, exclude_seen=not include_seen,
+                      patience=patience, lr_plateau_patience=lr_plateau_patience,
+                      lr_plateau_factor=lr_plateau_factor, eval_every=eval_every, exclude_seen=not include_seen,
                       max_minutes=max_minutes, seed=seed, device=device, progress=not no_progress)
     result = run_training(dataset, model_config, cfg, out_dir, resume=resume)
     seen = "included" if include_seen else "excluded"

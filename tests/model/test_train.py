@@ -76,3 +76,19 @@ def test_max_minutes_stops_early_and_keeps_best(dataset, tmp_path: Path) -> None
 def test_sampled_softmax_trains(dataset, tmp_path: Path) -> None:
     result = train(dataset, None, fast(epochs=2, n_negatives=16), tmp_path, **SMALL)
     assert result.epochs_run == 2 and result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_lr_is_lowered_after_plateau_patience_validations_without_a_new_best(
+        dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A validation score that never improves after the first epoch (pure schedule logic; the
+    # model still trains for real).
+    monkeypatch.setattr("model.train._validate", lambda *a, **k: {"NDCG@10": 0.5})
+    result = train(dataset, None, fast(epochs=5, patience=99, lr=1e-2, lr_plateau_patience=2,
+                                       lr_plateau_factor=0.5), tmp_path, **SMALL)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3, 5e-3])
+
+
+def test_resume_with_another_lr_uses_it(dataset, tmp_path: Path) -> None:
+    train(dataset, None, fast(epochs=1, patience=99, lr=1e-2), tmp_path, **SMALL)
+    resumed = train(dataset, None, fast(epochs=2, patience=99, lr=1e-3), tmp_path, resume=tmp_path / "last.pt")
+    assert [h["lr"] for h in resumed.history] == pytest.approx([1e-2, 1e-3])
