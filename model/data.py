@@ -46,7 +46,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("sasrec", "s3rec", "recbole", "csv")
+FORMATS = ("sasrec", "s3rec", "recbole", "csv", "parquet")
+TIMED_FORMATS = ("recbole", "csv", "parquet")  # formats with a clock: time-ordered replay works on them
 
 
 # ---- id mapping ----------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def detect_format(path: str | Path) -> str:
     if name.endswith(".csv"):
         return "csv"
     if name.endswith(".parquet"):
-        raise DataError(f"{path}: Parquet is not supported, convert it to CSV (user_id,item_id,timestamp)")
+        return "parquet"
     # Text: `user item` pairs (sasrec) or one user per line (s3rec). Look at the first lines.
     with _open_text(path) as f:
         head = [line.split() for _, line in zip(range(200), f) if line.strip()]
@@ -271,8 +272,37 @@ def _csv_rows(path: Path) -> Iterator[tuple[str, str, float]]:
                 raise DataError(f"{path}:{n}: bad row {row}") from None
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    return _timed_sequences(_csv_rows(path))
+def _parquet_rows(path: Path) -> Iterator[tuple[str, str, float]]:
+    """(user, item, timestamp in seconds) of a Parquet log with columns user_id, item_id, timestamp
+    (numbers, or a timestamp type), in file order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        missing = {"user_id", "item_id", "timestamp"} - set(names)
+        if missing:
+            raise DataError(f"{path}: Parquet columns lack {', '.join(sorted(missing))} (need user_id,item_id,timestamp)")
+        table = pq.read_table(path, columns=["user_id", "item_id", "timestamp"])
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot read Parquet: {exc}") from None
+    stamps = table.column("timestamp")
+    if pa.types.is_timestamp(stamps.type):
+        stamps = stamps.cast(pa.timestamp("us")).cast(pa.int64())
+        seconds = [None if v is None else v / 1e6 for v in stamps.to_pylist()]
+    elif pa.types.is_integer(stamps.type) or pa.types.is_floating(stamps.type):
+        seconds = stamps.to_pylist()
+    else:
+        raise DataError(f"{path}: timestamp column has type {stamps.type}; need numbers or timestamps")
+    users, items = table.column("user_id").to_pylist(), table.column("item_id").to_pylist()
+    for n, (user, item, ts) in enumerate(zip(users, items, seconds)):
+        if user is None or item is None or ts is None:
+            raise DataError(f"{path}: row {n} has an empty user_id, item_id or timestamp")
+        yield str(user), str(item), float(ts)
+
+
+def _timed_rows(path: Path, fmt: str) -> Iterator[tuple[str, str, float]]:
+    return {"recbole": _recbole_rows, "csv": _csv_rows, "parquet": _parquet_rows}[fmt](path)
 
 
 def load_timed_clicks(path: str | Path, fmt: str | None = None) -> list[tuple[str, str, float]] | None:
@@ -282,9 +312,9 @@ def load_timed_clicks(path: str | Path, fmt: str | None = None) -> list[tuple[st
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
     fmt = fmt or detect_format(path)
-    if fmt not in ("recbole", "csv"):
+    if fmt not in TIMED_FORMATS:
         return None
-    rows = list(_recbole_rows(path) if fmt == "recbole" else _csv_rows(path))
+    rows = list(_timed_rows(path, fmt))
     order = sorted(range(len(rows)), key=lambda n: (rows[n][2], n))  # stable among equal stamps
     return [rows[n] for n in order]
 
@@ -317,7 +347,7 @@ def load_dataset(path: str | Path, fmt: str | None = None, attributes: str | Pat
     elif fmt == "recbole":
         users, seqs, attrs = _read_recbole(path)
     else:
-        users, seqs = _read_csv(path)
+        users, seqs = _timed_sequences(_timed_rows(path, fmt))
     if attributes is None:
         stem = path.name.split(".")[0]
         sibling = path.with_name(f"{stem}_item2attributes.json")

@@ -22,7 +22,7 @@ def _data_options(fn):
     fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
                       help="Dataset format (default: detected from the path).")(fn)
     fn = click.option("--data", "data", type=click.Path(path_type=Path), required=True,
-                      help="Dataset file (SASRec pairs, S3Rec lines, RecBole .inter or CSV log).")(fn)
+                      help="Dataset file (SASRec pairs, S3Rec lines, RecBole .inter, CSV or Parquet log).")(fn)
     return fn
 
 

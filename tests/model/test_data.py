@@ -13,6 +13,7 @@ from model.data import (
     detect_format,
     leave_one_out,
     load_dataset,
+    load_timed_clicks,
     pad_left,
     sequences_from_clicks,
     synthetic_clicks,
@@ -74,6 +75,30 @@ def test_csv_log_sorted_by_time(tmp_path: Path) -> None:
     bad.write_text("user,item\n1,2\n")
     with pytest.raises(DataError, match="timestamp"):
         load_dataset(bad)
+
+
+@pytest.mark.parametrize("clock", ["seconds", "timestamp type"])
+def test_parquet_log_sorted_by_time(tmp_path: Path, clock: str) -> None:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    seconds = [2.0, 1.0, 5.0]
+    stamps = (pa.array(seconds) if clock == "seconds" else
+              pa.array([datetime.datetime.fromtimestamp(t, datetime.timezone.utc) for t in seconds],
+                       pa.timestamp("ms", tz="UTC")))
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"user_id": ["u1", "u1", "u2"], "item_id": [10, 11, 10], "timestamp": stamps}), path)
+    ds = load_dataset(path)
+    assert ds.users == ["u1", "u2"] and ds.sequences == [["11", "10"], ["10"]]
+    assert load_timed_clicks(path) == [("u1", "11", 1.0), ("u1", "10", 2.0), ("u2", "10", 5.0)]
+    pq.write_table(pa.table({"user_id": ["u1"], "item": ["a"]}), path)
+    with pytest.raises(DataError, match="item_id, timestamp"):
+        load_dataset(path)
+    path.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="cannot read Parquet"):
+        load_dataset(path)
 
 
 def test_format_override_and_errors(tmp_path: Path) -> None:
