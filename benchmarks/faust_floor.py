@@ -16,12 +16,14 @@ The two floor apps are built by `pipeline.app.build_app`, so they run with exact
 Faust settings (consumer tweaks, commit interval, RocksDB through rocksdict). Progress is read
 the same way for all three: the consumer group's committed offsets (every variant commits only
 what it acked; the worker acks a click once its answer is produced). Reported per variant:
-events/s between the first and the last commit seen, and the process's CPU time per event over
-the same span (all threads: event loop, consumer thread, torch). Not a test.
+events/s between the first and the last commit seen, and the processes' CPU time per event over
+the same span (all threads: event loop, consumer thread, torch). With `--workers N` the worker
+variants run N processes in one consumer group, splitting the partitions. Not a test.
 
     python benchmarks/faust_floor.py                        # 50,000 clicks, all variants
     python benchmarks/faust_floor.py --clicks 20000 --variants consume table
     git worktree add /tmp/before HEAD~1 && python benchmarks/faust_floor.py --baseline /tmp/before
+    python benchmarks/faust_floor.py --variants worker --workers 2     # scale-out in one group
 """
 
 from __future__ import annotations
@@ -100,19 +102,23 @@ def committed_count(admin: Any, group: str, topic: str) -> int:
 
 
 def start_variant(variant: str, bootstrap: str, app_id: str, args: argparse.Namespace,
-                  work: Path) -> tuple[subprocess.Popen[bytes] | WorkerProcess, int]:
-    """Start the variant's process on `<app_id>-clicks`; return it and its pid."""
+                  work: Path) -> list[subprocess.Popen[bytes] | WorkerProcess]:
+    """Start the variant's processes on `<app_id>-clicks` (--workers of them for the worker
+    variants, one consumer group)."""
     if variant in ("worker", "baseline"):
         ckpt = make_checkpoint("softmax", args.items, args.history_len, work)
-        worker = start_worker(bootstrap, ckpt, app_id, args, work,
-                              code=args.baseline if variant == "baseline" else None)
-        return worker, worker.proc.pid
-    proc = subprocess.Popen(
+        code = args.baseline if variant == "baseline" else None
+        return [start_worker(bootstrap, ckpt, app_id, args, work, code=code, name=f"{app_id}-{n}")
+                for n in range(args.workers)]
+    return [subprocess.Popen(
         [sys.executable, __file__, "serve", "--variant", variant, "--bootstrap", bootstrap,
          "--app-id", app_id, "--partitions", str(args.partitions), "--datadir", str(work / app_id)],
         stdout=open(work / f"{app_id}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    return proc, proc.pid
+    )]
+
+
+def cpu_s(procs: list[subprocess.Popen[bytes] | WorkerProcess]) -> float:
+    return sum(process_cpu_s(p.proc.pid if isinstance(p, WorkerProcess) else p.pid) for p in procs)
 
 
 def measure(variant: str, bootstrap: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def measure(variant: str, bootstrap: str, args: argparse.Namespace, work: Path) 
     admin.create_topics([NewTopic(f"{app_id}-{t}", args.partitions, 1) for t in ("clicks", "recs", "dlq")])
     produce_clicks(bootstrap, f"{app_id}-clicks", synthetic_stream(args.clicks, args.users, args.items))
 
-    proc, pid = start_variant(variant, bootstrap, app_id, args, work)
+    procs = start_variant(variant, bootstrap, app_id, args, work)
     try:
         deadline = time.monotonic() + args.timeout
         first_t = first_cpu = None
@@ -132,15 +138,16 @@ def measure(variant: str, bootstrap: str, args: argparse.Namespace, work: Path) 
             time.sleep(0.1)
             done = committed_count(admin, app_id, f"{app_id}-clicks")
             if done and first_t is None:
-                first_t, first_cpu, first_n = time.monotonic(), process_cpu_s(pid), done
-        last_t, last_cpu = time.monotonic(), process_cpu_s(pid)
+                first_t, first_cpu, first_n = time.monotonic(), cpu_s(procs), done
+        last_t, last_cpu = time.monotonic(), cpu_s(procs)
     finally:
         admin.close()
-        if isinstance(proc, WorkerProcess):
-            proc.stop()
-        else:
-            proc.terminate()
-            proc.wait(30)
+        for proc in procs:
+            if isinstance(proc, WorkerProcess):
+                proc.stop()
+            else:
+                proc.terminate()
+                proc.wait(30)
     if first_t is None or done <= first_n:
         raise RuntimeError(f"{variant}: {done} of {args.clicks} clicks committed; see {work / app_id}.log")
     n = done - first_n
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
                    help="default: all, baseline only with --baseline")
     p.add_argument("--baseline", type=Path, default=None, help="checkout to run the baseline worker from")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (one group) per worker variant")
     p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per variant")
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")

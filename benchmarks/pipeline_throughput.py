@@ -147,20 +147,22 @@ def free_port() -> int:
 
 
 def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,
-                 code: Path | None = None) -> WorkerProcess:
+                 code: Path | None = None, name: str | None = None) -> WorkerProcess:
     """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`; with
-    `code`, the worker imports the project from that checkout instead (a baseline to compare)."""
+    `code`, the worker imports the project from that checkout instead (a baseline to compare).
+    `name` (default: the app id) names its data directory and log, one per worker of a group."""
     port = free_port()
+    name = name or app
     return WorkerProcess([
         "--checkpoint", str(ckpt), "--brokers", bootstrap, "--app-id", app,
-        "--datadir", str(workdir / app), "--web-port", str(port),
+        "--datadir", str(workdir / name), "--web-port", str(port),
         "--clicks-topic", f"{app}-clicks", "--recommendations-topic", f"{app}-recs",
         "--dead-letter-topic", f"{app}-dlq", "--partitions", str(args.partitions),
         "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
         "--history-len", str(args.history_len), "--standby-replicas", "0",
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
-    ], log_path=workdir / f"{app}.log", web_port=port,
+    ], log_path=workdir / f"{name}.log", web_port=port,
         env={"PYTHONPATH": str(code)} if code is not None else None).start()
 
 
