@@ -64,8 +64,9 @@ def mean_std(values: list[float]) -> str:
     if not values:
         return "-"
     digits = 1 if max(abs(v) for v in values) >= 1 else 4
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    if len(values) == 1:  # one seed: no spread to report
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def table(rows: dict[str, dict[int, dict[str, float]]]) -> str:
@@ -81,7 +82,7 @@ def table(rows: dict[str, dict[int, dict[str, float]]]) -> str:
         cells = []
         for c in PAIRED:
             diffs = [by_seed[s][c] - base[s][c] for s in seeds if c in by_seed[s]]
-            cells.append(" ".join(f"{d:+.4f}" for d in diffs) + f" ({mean_std(diffs)})")
+            cells.append(" ".join(f"{d:+.4f}" for d in diffs) + f" ({mean_std(diffs)})" if diffs else "-")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
