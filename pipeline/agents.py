@@ -12,8 +12,8 @@ between the two replays the click (same event_id), and the history's offset guar
 replayed click from entering the history twice.
 
 The table's changelog: a Faust table assignment sends its changelog record through Faust's
-per-message send path, measured at about 0.37 ms of event-loop time per click
-(`benchmarks/faust_floor.py`), more than everything else the worker does per click. So the
+per-message send path, measured at 0.37-0.55 ms of CPU per click (`benchmarks/faust_floor.py`),
+more than everything else the worker does per click. So the
 pipeline writes the table's RocksDB store directly (inside the stream iteration, which picks the
 partition's database) and sends the changelog records itself, one record batch per partition
 per micro-batch, with the answers. The records are the ones Faust would send (same topic, key,
@@ -57,7 +57,7 @@ class Request:
     key: bytes | None
     source: tuple[str, int, int]  # topic, partition, offset
     dead_letter: dict[str, Any] | None = None
-    state: Record | None = None  # the history's changelog record, when this click changed it
+    history_change: Record | None = None  # the user's new table value, as a changelog record
 
 
 def _now_ms() -> int:
@@ -156,7 +156,7 @@ class ClickPipeline:
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
         await self.batcher.put(Request(
-            result, state.items, received, produced_ms, handle, value, key, (topic, partition, offset), state=record,
+            result, state.items, received, produced_ms, handle, value, key, (topic, partition, offset), history_change=record,
         ))
 
     async def handle_batch(self, batch: list[Request]) -> None:
@@ -164,7 +164,7 @@ class ClickPipeline:
         answer, then ack."""
         m = self.metrics
         # The newest value per user is enough: a compacted changelog keeps only that.
-        changes = {r.state[:2]: r.state for r in batch if r.state is not None}
+        changes = {r.history_change[:2]: r.history_change for r in batch if r.history_change is not None}
         persisting = await self.changelog.send_many(list(changes.values())) if changes else []
         clicks = [r for r in batch if r.click is not None]
         pending: list[Awaitable[Any]] = []
