@@ -18,25 +18,24 @@ from model.inference import exclude_items
 from model.metrics import MetricAccumulator
 from model.sasrec import SASRec
 
-__all__ = ["PopularityScorer", "ScoreFn", "evaluate_sequences", "evaluate_split"]
+__all__ = ["PopularityScorer", "ScoreFn", "evaluate_sequences", "evaluate_split", "user_metrics"]
 
 log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def evaluate_sequences(
+def _accumulate(
     model: SASRec | ScoreFn,
     histories: Sequence[Sequence[int]],
     targets: Sequence[int],
-    *,
-    ks: Sequence[int] = (5, 10, 20),
-    exclude_seen: bool = True,
-    categories: Sequence[frozenset] | None = None,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-) -> dict[str, float]:
-    """Metrics (see model.metrics) for next-item targets after index histories. `model` is a SASRec
-    (scored from its last position) or any ScoreFn, e.g. `popularity_scorer`."""
+    ks: Sequence[int],
+    exclude_seen: bool,
+    categories: Sequence[frozenset] | None,
+    batch_size: int,
+    device: torch.device | str | None,
+) -> tuple[MetricAccumulator, list[int], int]:
+    """Score every history; -> (the filled accumulator, the user order it was filled in, how many
+    targets were in their user's history)."""
     if len(histories) != len(targets):
         raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
     if isinstance(model, SASRec):
@@ -65,10 +64,49 @@ def evaluate_sequences(
         acc.update(scores, tgt)
     if isinstance(model, SASRec):
         model.train(was_training)
+    return acc, order, in_history
+
+
+def evaluate_sequences(
+    model: SASRec | ScoreFn,
+    histories: Sequence[Sequence[int]],
+    targets: Sequence[int],
+    *,
+    ks: Sequence[int] = (5, 10, 20),
+    exclude_seen: bool = True,
+    categories: Sequence[frozenset] | None = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Metrics (see model.metrics) for next-item targets after index histories. `model` is a SASRec
+    (scored from its last position) or any ScoreFn, e.g. `popularity_scorer`."""
+    acc, _, in_history = _accumulate(model, histories, targets, ks, exclude_seen, categories, batch_size, device)
     out = acc.result()
     out["exclude_seen"] = float(exclude_seen)
     out["targets_in_history"] = float(in_history)
     return out
+
+
+def user_metrics(
+    model: SASRec | ScoreFn,
+    histories: Sequence[Sequence[int]],
+    targets: Sequence[int],
+    *,
+    k: int = 10,
+    exclude_seen: bool = True,
+    categories: Sequence[frozenset] | None = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """HR, NDCG, MRR (and CC with categories) at k of each user, one value per history in the order
+    given: two models evaluated on the same users can be compared user by user
+    (`model.metrics.paired_difference`)."""
+    acc, order, _ = _accumulate(model, histories, targets, (k,), exclude_seen, categories, batch_size, device)
+    in_input_order = {}
+    for name, values in acc.user_metrics(k).items():
+        in_input_order[name] = torch.empty_like(values)
+        in_input_order[name][torch.tensor(order)] = values
+    return in_input_order
 
 
 class ScoreFn(Protocol):

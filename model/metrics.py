@@ -14,6 +14,7 @@ Diversity of the top-K list L of each user, with A(i) the attribute/category set
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -24,8 +25,11 @@ __all__ = [
     "category_matrix",
     "category_coverage",
     "intra_list_diversity",
+    "paired_difference",
     "ranking_metrics",
     "target_ranks",
+    "user_category_coverage",
+    "user_ranking_metrics",
 ]
 
 
@@ -35,15 +39,34 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (scores > target_scores).sum(dim=1)
 
 
-def ranking_metrics(ranks: torch.Tensor, k: int) -> dict[str, float]:
-    """Mean HR@k, NDCG@k, MRR@k over the ranks (B,)."""
+def user_ranking_metrics(ranks: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """HR@k, NDCG@k, MRR@k of each user, (B,) float64 each, for the ranks (B,)."""
     hit = (ranks < k).double()
     r = ranks.double()
-    return {
-        f"HR@{k}": float(hit.mean()),
-        f"NDCG@{k}": float((hit / torch.log2(r + 2)).mean()),
-        f"MRR@{k}": float((hit / (r + 1)).mean()),
-    }
+    return {f"HR@{k}": hit, f"NDCG@{k}": hit / torch.log2(r + 2), f"MRR@{k}": hit / (r + 1)}
+
+
+def ranking_metrics(ranks: torch.Tensor, k: int) -> dict[str, float]:
+    """Mean HR@k, NDCG@k, MRR@k over the ranks (B,)."""
+    return {name: float(values.mean()) for name, values in user_ranking_metrics(ranks, k).items()}
+
+
+def paired_difference(candidate: torch.Tensor, baseline: torch.Tensor) -> dict[str, float]:
+    """Per-user metric values of two models on the same users -> the mean difference (candidate −
+    baseline), its 95 % confidence interval and two-sided p-value (normal approximation of the paired
+    mean, sound for the thousands of users of an evaluation), and how many users each model served
+    better. This is the user-sampling noise of one pair of runs; the noise between training seeds
+    comes on top."""
+    if candidate.shape != baseline.shape or candidate.dim() != 1:
+        raise ValueError(f"need two (U,) vectors of the same users, got {tuple(candidate.shape)} and {tuple(baseline.shape)}")
+    n = candidate.numel()
+    if n < 2:
+        raise ValueError("need at least two users")
+    diff = candidate.double() - baseline.double()
+    mean, stderr = float(diff.mean()), float(diff.std()) / math.sqrt(n)
+    p_value = math.erfc(abs(mean) / stderr / math.sqrt(2)) if stderr > 0 else float(mean == 0)
+    return {"mean": mean, "ci_low": mean - 1.96 * stderr, "ci_high": mean + 1.96 * stderr, "p_value": p_value,
+            "better": int((diff > 0).sum()), "worse": int((diff < 0).sum()), "users": n}
 
 
 def category_matrix(categories: Sequence[frozenset]) -> torch.Tensor:
@@ -62,12 +85,17 @@ def _chunks(top: torch.Tensor, size: int = 1024):
         yield top[start:start + size]
 
 
-def category_coverage(top: torch.Tensor, cats: torch.Tensor) -> float:
-    """top (U, K) item indices, cats (N+1, C) multi-hot -> mean share of the C categories per list."""
+def user_category_coverage(top: torch.Tensor, cats: torch.Tensor) -> torch.Tensor:
+    """top (U, K) item indices, cats (N+1, C) multi-hot -> (U,) share of the C categories in each list."""
     if top.numel() == 0 or cats.shape[1] == 0:
-        return 0.0
-    covered = sum(float((cats[chunk].amax(dim=1) > 0).sum()) for chunk in _chunks(top))
-    return covered / (top.shape[0] * cats.shape[1])
+        return torch.zeros(top.shape[0], dtype=torch.float64)
+    covered = torch.cat([(cats[chunk].amax(dim=1) > 0).sum(dim=1) for chunk in _chunks(top)])
+    return covered.double() / cats.shape[1]
+
+
+def category_coverage(top: torch.Tensor, cats: torch.Tensor) -> float:
+    """Mean of `user_category_coverage` over the lists (0.0 for none)."""
+    return float(user_category_coverage(top, cats).mean()) if top.shape[0] else 0.0
 
 
 def intra_list_diversity(top: torch.Tensor, cats: torch.Tensor) -> float:
@@ -109,6 +137,15 @@ class MetricAccumulator:
         scores = scores.float()
         self._ranks.append(target_ranks(scores, targets.to(scores.device)).cpu())
         self._top.append(scores.topk(min(self.ks[-1], self.n_items), dim=1).indices.cpu())
+
+    def user_metrics(self, k: int) -> dict[str, torch.Tensor]:
+        """HR, NDCG, MRR (and CC with categories) at k of each user, (U,) each, in update order."""
+        if not self._ranks:
+            raise ValueError("no evaluation batches were added")
+        out = user_ranking_metrics(torch.cat(self._ranks), k)
+        if self.cats is not None:
+            out[f"CC@{k}"] = user_category_coverage(torch.cat(self._top)[:, :k], self.cats)
+        return out
 
     def result(self) -> dict[str, float]:
         if not self._ranks:

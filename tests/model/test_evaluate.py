@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from model.data import Split
-from model.evaluate import PopularityScorer, evaluate_sequences, evaluate_split
+from model.evaluate import PopularityScorer, evaluate_sequences, evaluate_split, user_metrics
 
 
 class FixedScores:
@@ -29,6 +31,17 @@ def test_exclude_seen_moves_ranks_and_counts_seen_targets() -> None:
     # with exclusion: user 0 target 3 -> rank 0; user 1 target 2 -> rank 0; user 2 target 2 was seen -> miss
     assert excl["HR@1"] == pytest.approx(2 / 3) and excl["targets_in_history"] == 1.0
     assert excl["exclude_seen"] == 1.0 and kept["exclude_seen"] == 0.0
+
+
+def test_user_metrics_follow_the_input_order() -> None:
+    # Lengths 3, 1, 2: evaluation sorts users by length internally; the result must not.
+    histories, targets = [[1, 1, 1], [1], [1, 1]], [2, 4, 3]
+    per_user = user_metrics(FixedScores(), histories, targets, k=2, exclude_seen=False, batch_size=2)
+    # ranks 2, 0, 1 -> HR@2 0, 1, 1; NDCG@2 0, 1, 1/log2(3)
+    assert per_user["HR@2"].tolist() == [0.0, 1.0, 1.0]
+    assert per_user["NDCG@2"].tolist() == pytest.approx([0.0, 1.0, 1 / math.log2(3)])
+    whole = evaluate_sequences(FixedScores(), histories, targets, ks=(2,), exclude_seen=False)
+    assert float(per_user["NDCG@2"].mean()) == pytest.approx(whole["NDCG@2"])
 
 
 def test_popularity_baseline_and_split_inputs() -> None:

@@ -13,8 +13,10 @@ from model.metrics import (
     category_coverage,
     category_matrix,
     intra_list_diversity,
+    paired_difference,
     ranking_metrics,
     target_ranks,
+    user_category_coverage,
 )
 
 
@@ -46,6 +48,32 @@ def test_category_coverage_by_hand() -> None:
     # 3 categories in all; list 1 covers {a, b} (2/3), list 2 covers {a, c} (2/3), list 3 {c} (1/3)
     top = torch.tensor([[1, 2], [1, 3], [3, 4]])
     assert category_coverage(top, M) == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+    assert user_category_coverage(top, M).tolist() == pytest.approx([2 / 3, 2 / 3, 1 / 3])
+
+
+def test_paired_difference_by_hand() -> None:
+    base = torch.tensor([0.0, 0.5, 1.0, 0.2])
+    cand = torch.tensor([0.1, 0.5, 1.3, 0.0])  # differences .1, 0, .3, -.2
+    d = paired_difference(cand, base)
+    diffs = torch.tensor([0.1, 0.0, 0.3, -0.2], dtype=torch.float64)
+    stderr = float(diffs.std()) / 2
+    assert d["mean"] == pytest.approx(0.05)
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((0.05 - 1.96 * stderr, 0.05 + 1.96 * stderr))
+    assert d["p_value"] == pytest.approx(math.erfc(0.05 / stderr / math.sqrt(2)))
+    assert (d["better"], d["worse"], d["users"]) == (2, 1, 4)
+
+
+def test_paired_difference_separates_a_shift_from_noise() -> None:
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(5000, generator=g)
+    shifted = paired_difference(base + 0.01 + 0.05 * torch.randn(5000, generator=g), base)
+    assert shifted["ci_low"] > 0 and shifted["p_value"] < 1e-6
+    noise = paired_difference(base + 0.05 * torch.randn(5000, generator=g), base)
+    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["p_value"] > 0.01
+    same = paired_difference(base, base)
+    assert (same["mean"], same["p_value"], same["better"], same["worse"]) == (0.0, 1.0, 0, 0)
+    with pytest.raises(ValueError, match="same users"):
+        paired_difference(base, base[:-1])
 
 
 def test_intra_list_diversity_by_hand() -> None:
