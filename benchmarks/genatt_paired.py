@@ -64,8 +64,8 @@ def main() -> None:
                 if metric.startswith("MRR"):
                     continue
                 d = paired_difference(cand[metric], base[metric])
-                lines.append(f"| {variant} | {seed} | {args.split} {metric} | {d['mean']:+.4f} | "
-                             f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | {d['p_value']:.3f} | "
+                lines.append(f"| {variant} | {seed} | {args.split} {metric} | {d['mean']:+.5f} | "
+                             f"[{d['ci_low']:+.5f}, {d['ci_high']:+.5f}] | {d['p_value']:.3f} | "
                              f"{d['better']} / {d['worse']} of {d['users']} |")
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
     print(f"data {args.data}, runs {args.runs}, baseline {args.variant[0]}\n")
