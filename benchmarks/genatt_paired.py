@@ -23,7 +23,7 @@ from model.evaluate import user_metrics
 from model.metrics import paired_difference
 
 
-def per_user(path: Path, dataset: SequenceDataset, which: str, k: int) -> tuple[list, dict[str, torch.Tensor]]:
+def per_user(path: Path, dataset: SequenceDataset, which: str, k: int) -> tuple[list[str], dict[str, torch.Tensor]]:
     """(the evaluated users' raw target ids, their metrics at k) for the checkpoint at `path`."""
     ckpt = load_checkpoint(path, device="cpu")
     split = leave_one_out(dataset, ckpt.item_map)
@@ -45,6 +45,8 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.variant) < 2:
         ap.error("give the baseline and at least one other --variant")
+    if not args.runs.is_dir():
+        ap.error(f"--runs {args.runs}: no such folder (the --out of genatt_seeds.py)")
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data)
 

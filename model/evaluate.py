@@ -102,7 +102,7 @@ def user_metrics(
     given: two models evaluated on the same users can be compared user by user
     (`model.metrics.paired_difference`)."""
     acc, order, _ = _accumulate(model, histories, targets, (k,), exclude_seen, categories, batch_size, device)
-    in_input_order = {}
+    in_input_order: dict[str, torch.Tensor] = {}
     for name, values in acc.user_metrics(k).items():
         in_input_order[name] = torch.empty_like(values)
         in_input_order[name][torch.tensor(order)] = values
