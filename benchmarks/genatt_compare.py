@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--loss", choices=("ce", "bce"), default="ce", help="ce: softmax cross-entropy; bce: SASRec's original loss")
+    ap.add_argument("--negatives", type=int, default=0, help="with --loss ce: 0 = full cross-entropy, N = sampled softmax")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
@@ -67,12 +69,14 @@ def main() -> None:
     config = ModelConfig(n_items=len(item_map), max_len=args.max_len, d_model=args.d_model, n_blocks=args.n_blocks,
                          dropout=args.dropout, attention=args.attention, attention_options=dict(args.option))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                      objective=args.loss, n_negatives=args.negatives,
                       eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device="cpu",
                       progress=False)
     started = time.monotonic()
     result = train(dataset, config, cfg, args.out)
     summary = {
         "attention": args.attention, "options": dict(args.option), "args": vars(args) | {"option": dict(args.option)},
+        "loss": cfg.loss_label, "seed": args.seed,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped": result.stopped,
         "seconds_per_epoch": round(result.seconds_per_epoch, 1), "wall_minutes": round((time.monotonic() - started) / 60, 1),
         "valid": {k: result.valid[k] for k in KEEP if k in result.valid},

@@ -35,7 +35,9 @@ from torch import nn
 from model.attention import build_attention
 from model.config import ModelConfig
 
-__all__ = ["LossOutput", "SASRec"]
+__all__ = ["OBJECTIVES", "LossOutput", "SASRec"]
+
+OBJECTIVES = ("ce", "bce")  # softmax cross-entropy (full or sampled), or SASRec's binary cross-entropy
 
 
 @dataclass
@@ -67,8 +69,9 @@ class Block(nn.Module):
         self.ffn = PointWiseFeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False):
-        a = self.attn(self.ln_attn(x), valid, return_weights=return_weights)
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
+                target: torch.Tensor | None = None):
+        a = self.attn(self.ln_attn(x), valid, return_weights=return_weights, target=target)
         x = x + self.dropout(a.out)  # (B, L, D)
         x = x + self.ffn(self.ln_ffn(x))
         return x * valid[..., None], a
@@ -108,21 +111,24 @@ class SASRec(nn.Module):
         x = self.emb_dropout(x) * valid[..., None]
         return x, valid
 
-    def _trunk(self, items: torch.Tensor, return_weights: bool):
+    def _trunk(self, items: torch.Tensor, return_weights: bool, targets: torch.Tensor | None = None):
         x, valid = self._embed(items)
+        # A target-aware attention posterior reads each position's training target; only in training.
+        target = self.item_emb(targets).detach() if targets is not None and self.training else None
         aux = x.new_zeros(())
         maps = []
         for block in self.blocks:
-            x, a = block(x, valid, return_weights=return_weights)
+            x, a = block(x, valid, return_weights=return_weights, target=target)
             if a.aux_loss is not None:
                 aux = aux + a.aux_loss
             maps.append(a.weights)
         hidden = self.ln_final(x) * valid[..., None]  # (B, L, D)
         return hidden, aux, maps
 
-    def encode(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """items (B, L) long, left-padded -> (hidden (B, L, D) with padded rows zero, aux loss scalar)."""
-        hidden, aux, _ = self._trunk(items, return_weights=False)
+    def encode(self, items: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """items (B, L) long, left-padded -> (hidden (B, L, D) with padded rows zero, aux loss scalar).
+        `targets` (B, L), in training only, reach the attention kinds that have a target-aware posterior."""
+        hidden, aux, _ = self._trunk(items, return_weights=False, targets=targets)
         return hidden, aux
 
     def attention_maps(self, items: torch.Tensor) -> list[torch.Tensor | None]:
@@ -137,22 +143,32 @@ class SASRec(nn.Module):
         logits[..., 0] = float("-inf")
         return logits
 
-    def loss(self, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 0) -> LossOutput:
+    def loss(self, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 0, objective: str = "ce") -> LossOutput:
         """Next-item training loss at every non-padded target position.
 
         items, targets: (B, L) long, targets[b, t] is the item after items[b, t] (0 = no target).
-        n_negatives = 0: full softmax cross-entropy over the whole catalogue (SASRec+).
-        n_negatives > 0: sampled softmax against that many uniform negatives per position, shared
-        across the batch's positions, with accidental hits of the positive masked out.
+        objective "ce", n_negatives = 0: full softmax cross-entropy over the whole catalogue (SASRec+).
+        objective "ce", n_negatives > 0: sampled softmax against that many uniform negatives per
+        position, shared across the batch's positions, with accidental hits of the positive masked out.
+        objective "bce": the original SASRec loss, binary cross-entropy of the positive against one
+        uniform negative drawn per position (an accidental hit contributes no negative term).
         """
         if items.shape != targets.shape:
             raise ValueError(f"items {tuple(items.shape)} and targets {tuple(targets.shape)} differ in shape")
-        hidden, aux = self.encode(items)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        hidden, aux = self.encode(items, targets)
         keep = targets != 0  # (B, L)
         h = hidden[keep]  # (M, D)
         y = targets[keep]  # (M,)
         if h.shape[0] == 0:
             ce = hidden.sum() * 0.0
+        elif objective == "bce":
+            neg = torch.randint(1, self.config.n_items + 1, y.shape, device=h.device)  # (M,) one per position
+            pos_logit = (h * self.item_emb(y)).sum(-1).float()  # (M,)
+            neg_logit = (h * self.item_emb(neg)).sum(-1).float()  # (M,)
+            neg_loss = F.softplus(neg_logit) * (neg != y)  # -log(1 - sigmoid(s)) = softplus(s)
+            ce = (F.softplus(-pos_logit) + neg_loss).mean()
         elif n_negatives <= 0:
             ce = F.cross_entropy(self._logits(h).float(), y)
         else:

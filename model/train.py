@@ -32,7 +32,7 @@ from model.data import ItemMap, SequenceDataset, Split, item_categories, leave_o
 from model.errors import CheckpointError
 from model.evaluate import evaluate_split
 from model.inference import default_device
-from model.sasrec import SASRec
+from model.sasrec import OBJECTIVES, SASRec
 
 __all__ = ["TrainConfig", "TrainResult", "train", "training_tensors"]
 
@@ -47,7 +47,8 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    n_negatives: int = 0  # 0 = full cross-entropy over the catalogue; N > 0 = sampled softmax
+    n_negatives: int = 0  # with objective "ce": 0 = full cross-entropy over the catalogue; N > 0 = sampled softmax
+    objective: str = "ce"  # "ce" (softmax cross-entropy) or "bce" (SASRec's original loss, one negative)
     patience: int = 10  # validations without a new best NDCG@10 before stopping
     # Validations without a new best before the learning rate is multiplied by lr_plateau_factor
     # (torch's ReduceLROnPlateau); None keeps it constant. Keep it below `patience`.
@@ -62,6 +63,19 @@ class TrainConfig:
     eval_batch_size: int = 512
     grad_clip: float | None = None
     progress: bool = True  # tqdm bar
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "bce" and self.n_negatives:
+            raise ValueError("the bce objective draws one negative per position; n_negatives is for sampled softmax")
+
+    @property
+    def loss_label(self) -> str:
+        """The loss as results name it: "ce", "bce" or "sampled:N"."""
+        if self.objective == "bce":
+            return "bce"
+        return f"sampled:{self.n_negatives}" if self.n_negatives > 0 else "ce"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,7 +225,7 @@ def train(
             x, y = x[:, -width:], y[:, -width:]
             model.set_training_progress(((epoch - 1) * steps_per_epoch + step) / total_steps)
             with _autocast(device, cfg.amp):
-                out = model.loss(x, y, n_negatives=cfg.n_negatives)
+                out = model.loss(x, y, n_negatives=cfg.n_negatives, objective=cfg.objective)
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             if cfg.grad_clip:

@@ -4,8 +4,6 @@ Reference: Liu, Kong, Luo, Ma, "Why Generate When You Can Transform? Unleashing 
 Attention for Dynamic Recommendation", ACM MM 2025, arXiv 2508.02050. Only the abstract and the
 overview figure are available; every choice below that the figure leaves open is marked *ours*.
 
-- `parse_options`: a kind's `attention_options` dict -> its frozen options dataclass; unknown keys
-  raise a ValueError that lists the valid ones.
 - `PrefixSummary`: the global representation h_g = f_phi(M). *Ours*: a causal one — the mean of the
   layer input over valid positions <= t, then a small MLP — because training predicts the next item
   at every position at once and a whole-sequence summary would leak the targets.
@@ -16,30 +14,13 @@ overview figure are available; every choice below that the figure leaves open is
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, TypeVar
-
 import torch
 from torch import nn
 
-from model.attention.base import Attention
+from model.attention.base import Attention, parse_options
 from model.config import ModelConfig
 
 INFERENCE_MODES = ("mean", "sample")
-
-OptionsT = TypeVar("OptionsT")
-
-
-def parse_options(options_cls: type[OptionsT], raw: dict[str, Any], kind: str) -> OptionsT:
-    """Build `options_cls` from the config's attention_options, refusing keys it does not know."""
-    valid = sorted(f.name for f in fields(options_cls))  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown attention option(s) for {kind!r}: {', '.join(unknown)}; valid options: {', '.join(valid)}"
-        )
-    return options_cls(**raw)
-
 
 def check_inference_mode(mode: str) -> None:
     if mode not in INFERENCE_MODES:

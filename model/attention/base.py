@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -20,9 +21,12 @@ class AttentionOutput:
 class Attention(nn.Module):
     """Base class. Subclasses take the config alone and implement `forward`.
 
-    forward(x, valid, return_weights=False):
-        x:     (B, L, D) layer input (already layer-normed by the block)
-        valid: (B, L) bool, True where the position holds an item (sequences are left-padded)
+    forward(x, valid, return_weights=False, target=None):
+        x:      (B, L, D) layer input (already layer-normed by the block)
+        valid:  (B, L) bool, True where the position holds an item (sequences are left-padded)
+        target: (B, L, D) embedding of each position's training target (the item after it), given by
+                the backbone in training only; a kind with a target-aware posterior reads it, the
+                others ignore it. Evaluation and serving never pass it.
     The causal mask is implied: position t may attend to positions <= t only, and never to padding.
     """
 
@@ -30,8 +34,23 @@ class Attention(nn.Module):
         super().__init__()
         self.config = config
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
+                target: torch.Tensor | None = None) -> AttentionOutput:
         raise NotImplementedError
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+def parse_options(options_cls: type[OptionsT], raw: dict[str, Any], kind: str) -> OptionsT:
+    """Build `options_cls` from the config's attention_options, refusing keys it does not know."""
+    valid = sorted(f.name for f in fields(options_cls))  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown attention option(s) for {kind!r}: {', '.join(unknown)}; valid options: {', '.join(valid)}"
+        )
+    return options_cls(**raw)
 
 
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:

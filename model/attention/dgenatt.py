@@ -140,7 +140,8 @@ class DGenAttention(GenerativeAttention):
         w = self.key_low(x).view(B, L, H, r).transpose(1, 2)  # (B, H, L, r)
         return gate, u, w
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
+                target: torch.Tensor | None = None) -> AttentionOutput:
         B, L, D = x.shape
         H, T = self.n_heads, self.options.steps_T
         q, k, v = (split_heads(t, H) for t in self.qkv(x).split(D, dim=2))  # 3 x (B, H, L, d)

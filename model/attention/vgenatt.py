@@ -28,6 +28,16 @@ Choices that are *ours* (each one is an ablation knob or a line to change):
   `set_training_progress` (the backbone calls it). Before any call p = 1 (the full cap), so a layer
   used outside a trainer is not silently unregularised. The loss is returned in eval too (monitoring).
 - Inference: `mean` (z = mu, deterministic; default) or `sample` (fresh eps each call).
+- `posterior="target"` (issue 14; Deng et al., NeurIPS 2018, "Latent Alignment and Variational
+  Attention"; Bahuleyan et al., COLING 2018): the encoder above becomes a learned prior
+  p(z_t | M_<=t), and in training a posterior q(z_t | M_<=t, item t+1) also reads position t's own
+  target (its embedding, detached, given by the backbone). z is drawn from q, and KL(q || p) (with the
+  same beta and free bits) trains the prior to follow it; evaluation and serving use the prior alone
+  (mean or sample), so no output ever depends on the future outside training. q is the prior plus a
+  zero-initialised correction, so training starts with KL = 0 and z from the prior. The shortcut
+  this opens: z can name the target (ln n_items nats), which the prior cannot follow; free bits
+  make part of that free, so run this variant with free_bits = 0 and a beta near 1 (each nat in z
+  then costs what it saves in cross-entropy: the ELBO). `posterior="prefix"` is the original form.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from model.attention.base import AttentionOutput, causal_mask
 from model.config import ModelConfig
 
 DECODERS = ("additive", "gate")
+POSTERIORS = ("prefix", "target")
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class VGenAttOptions:
     free_bits: float = 0.5  # KL floor in nats per latent dim; 0 lets the posterior collapse (docs/genatt.md)
     decoder: str = "additive"  # "additive": [g(z); h_s] -> (dq, dk); "gate": g(z) -> q, k gates
     inference: str = "mean"  # "mean": z = mu (same history -> same list); "sample": fresh eps
+    posterior: str = "prefix"  # "prefix": q(z | M_<=t) against N(0, I); "target": q also reads item t+1, learned prior
 
     def __post_init__(self) -> None:
         if self.latent_dim < 1:
@@ -66,6 +78,8 @@ class VGenAttOptions:
             raise ValueError(f"free_bits must be >= 0, got {self.free_bits}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, got {self.posterior!r}")
         check_inference_mode(self.inference)
 
 
@@ -78,7 +92,11 @@ class VGenAttention(GenerativeAttention):
         super().__init__(config)
         self.progress = 1.0  # training progress in [0, 1]; see the module docstring
         D, Z = config.d_model, self.options.latent_dim
-        self.encoder = nn.Linear(D, 2 * Z)  # f_theta: h_g -> (mu, log sigma^2)
+        self.encoder = nn.Linear(D, 2 * Z)  # f_theta: h_g -> (mu, log sigma^2); the prior when posterior="target"
+        if self.options.posterior == "target":
+            self.posterior = nn.Linear(2 * D, 2 * Z)  # [h_g; e(item t+1)] -> correction of the prior's (mu, logvar)
+            nn.init.zeros_(self.posterior.weight)
+            nn.init.zeros_(self.posterior.bias)
         self.shared = nn.Sequential(nn.Linear(Z, D), nn.GELU())  # g(z), shared by all heads
         # The H individual parts g_delta,h as one linear whose output splits per head:
         # additive: [g(z); h_s] -> (dq, dk); gate: g(z) -> (g_q, g_k).
@@ -93,14 +111,20 @@ class VGenAttention(GenerativeAttention):
     def beta(self) -> float:
         return self.options.beta_cap * min(1.0, self.progress / self.options.anneal_fraction)
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False) -> AttentionOutput:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
+                target: torch.Tensor | None = None) -> AttentionOutput:
         B, L, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
 
-        # Encoder: q(z | h) per position from the causal summary.
+        # Encoder: q(z | h) per position from the causal summary (the prior p(z | h) with posterior="target").
         h_g = self.summary(x, valid)  # (B, L, D)
         mu, logvar = self.encoder(h_g).chunk(2, dim=-1)  # 2 x (B, L, Z)
         logvar = logvar.clamp(-8.0, 8.0)
+        prior = None
+        if self.options.posterior == "target" and self.training and target is not None:
+            prior = (mu, logvar)
+            d_mu, d_logvar = self.posterior(torch.cat([h_g, target], dim=-1)).chunk(2, dim=-1)
+            mu, logvar = mu + d_mu, (logvar + d_logvar).clamp(-8.0, 8.0)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.stochastic() else mu  # (B, L, Z)
 
         # Decoder: shared g(z) plus per-head parts -> query/key modulations.
@@ -123,12 +147,17 @@ class VGenAttention(GenerativeAttention):
             drop = self.attn_dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)  # (B, H, L, d)
 
-        kl = self.penalised_kl(mu, logvar, valid)
+        if self.options.posterior == "target" and prior is None:
+            kl = mu.new_zeros(())  # the prior alone: nothing to align (eval, or no target given)
+        else:
+            kl = self.penalised_kl(mu, logvar, valid, prior)
         return AttentionOutput(out=self.proj(merge_heads(y)), aux_loss=self.beta * kl, weights=weights)
 
-    def penalised_kl(self, mu: torch.Tensor, logvar: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Sum over latent dims of max(0, KL_j - free_bits), KL_j = KL(N(mu_j, sigma_j^2) || N(0, 1))
-        averaged over valid positions: a scalar."""
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, L, Z)
+    def penalised_kl(self, mu: torch.Tensor, logvar: torch.Tensor, valid: torch.Tensor,
+                     prior: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Sum over latent dims of max(0, KL_j - free_bits), KL_j = KL(N(mu_j, sigma_j^2) || prior_j)
+        averaged over valid positions: a scalar. The prior is N(0, 1), or the learned (mu_p, logvar_p)."""
+        mu_p, logvar_p = prior if prior is not None else (torch.zeros_like(mu), torch.zeros_like(logvar))
+        kl = 0.5 * (logvar_p - logvar + (logvar.exp() + (mu - mu_p).pow(2)) / logvar_p.exp() - 1.0)  # (B, L, Z)
         per_dim = (kl * valid[..., None]).sum((0, 1)) / valid.sum().clamp(min=1)  # (Z,)
         return (per_dim - self.options.free_bits).clamp(min=0.0).sum()

@@ -63,8 +63,11 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True)
 @click.option("--attention-option", "attention_options", multiple=True, metavar="KEY=JSON",
               help="An option of the attention kind, e.g. --attention-option beta_cap=0.1 (repeatable; see docs/genatt.md).")
+@click.option("--loss", "objective", type=click.Choice(["ce", "bce"]), default="ce", show_default=True,
+              help="ce: softmax cross-entropy (full, or sampled with --negatives); bce: the original SASRec "
+                   "loss, binary cross-entropy against one random negative per position.")
 @click.option("--negatives", type=click.IntRange(min=0), default=0, show_default=True,
-              help="0 = full cross-entropy over all items; N = sampled softmax with N negatives.")
+              help="With --loss ce: 0 = full cross-entropy over all items; N = sampled softmax with N negatives.")
 @click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
               help="Validations without a better NDCG@10 before stopping.")
 @click.option("--lr-plateau-patience", type=click.IntRange(min=1), default=None,
@@ -82,7 +85,7 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
               help="Continue from a last.pt (same data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, weight_decay, max_len, d_model, heads,
-          blocks, dropout, attention_options, negatives, patience, lr_plateau_patience, lr_plateau_factor,
+          blocks, dropout, attention_options, objective, negatives, patience, lr_plateau_patience, lr_plateau_factor,
           eval_every, include_seen, max_minutes, seed, device, threads, resume, no_progress) -> None:
     """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10."""
     import torch
@@ -110,7 +113,11 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
     dataset = _load(data, fmt, attributes)
     model_config = ModelConfig(n_items=1, max_len=max_len, d_model=d_model, n_heads=heads, n_blocks=blocks,
                                dropout=dropout, attention=attention, attention_options=options)
+    if objective == "bce" and negatives:
+        raise click.BadParameter("--loss bce draws one negative per position; --negatives is for --loss ce",
+                                 param_hint="--negatives")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, n_negatives=negatives,
+                      objective=objective,
                       patience=patience, lr_plateau_patience=lr_plateau_patience,
                       lr_plateau_factor=lr_plateau_factor, eval_every=eval_every, exclude_seen=not include_seen,
                       max_minutes=max_minutes, seed=seed, device=device, progress=not no_progress)
