@@ -5,12 +5,18 @@ per-user differences give the mean difference with its 95 % confidence interval 
 runs? The seed-to-seed noise that `genatt_seeds.py --table-only` shows comes on top.
 
     python benchmarks/genatt_paired.py --data ../shared/data/beauty/Beauty.txt --runs runs/genatt/beauty-seeds \\
-        --seeds 1 2 --variant softmax --variant vgenatt:free_bits=0.5 --variant dgenatt
+        --seeds 1 2 --variant softmax --variant vgenatt:free_bits=0.5 --variant dgenatt \\
+        --results docs/results/genatt --set beauty
+
+With `--results`, every run (baseline included) is also written there as one small JSON object
+(set, loss, kind, options, seed, epochs, valid, test and, for a non-baseline run, `paired` against the
+baseline of the same seed); `benchmarks/genatt_table.py` makes docs/genatt.md's table from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,6 +39,31 @@ def per_user(path: Path, dataset: SequenceDataset, which: str, k: int) -> tuple[
     return [ckpt.item_map.raw(t) for t in targets], values
 
 
+def paired_summary(paired: dict[str, dict], k: int) -> dict[str, object]:
+    """The `paired` entry of a result file: NDCG and CC at k against the same seed's baseline."""
+    ndcg, cc = paired[f"NDCG@{k}"], paired.get(f"CC@{k}")
+    return {f"delta_ndcg{k}": ndcg["mean"], "ci95": [ndcg["ci_low"], ndcg["ci_high"]], "p": ndcg["p_value"],
+            f"delta_cc{k}": cc["mean"] if cc else None}
+
+
+def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict | None) -> Path:
+    """One run -> `<folder>/<set>_<loss>_<variant>_seed<seed>.json`, from the run's metrics.json and
+    summary.json (genatt_compare.py writes both)."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    result = {"set": set_name, "loss": summary.get("loss", "ce"), "kind": summary["attention"],
+              "options": summary["options"], "seed": seed, "epochs": metrics["epochs_run"],
+              "best_epoch": metrics["best_epoch"], "seconds_per_epoch": round(metrics["seconds_per_epoch"], 1),
+              "train_args": {k: v for k, v in summary["args"].items() if k not in ("data", "out", "option", "threads")},
+              "valid": metrics["valid"], "test": metrics["test"]}
+    if paired is not None:
+        result["paired"] = paired
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{set_name}_{result['loss'].replace(':', '')}_{run.parent.name}_seed{seed}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
@@ -42,7 +73,11 @@ def main() -> None:
     ap.add_argument("--split", choices=("valid", "test"), default="test")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--results", type=Path, help="write one JSON summary per run into this folder (test split only)")
+    ap.add_argument("--set", help="the data set's name in those summaries (beauty, toys, ml-1m, ml-100k)")
     args = ap.parse_args()
+    if args.results and (args.split != "test" or not args.set):
+        ap.error("--results needs --set and the test split")
     if len(args.variant) < 2:
         ap.error("give the baseline and at least one other --variant")
     if not args.runs.is_dir():
@@ -58,14 +93,19 @@ def main() -> None:
             print(f"seed {seed}: skipped, no checkpoint at {', '.join(missing)}")
             continue
         base_targets, base = per_user(best[args.variant[0]], dataset, args.split, args.k)
+        if args.results:
+            write_result(args.results, args.set, best[args.variant[0]].parent, seed, None)
         for variant in args.variant[1:]:
             targets, cand = per_user(best[variant], dataset, args.split, args.k)
             if targets != base_targets:
                 raise SystemExit(f"{best[variant]} was evaluated on other users than the baseline (other data?)")
+            paired = {metric: paired_difference(cand[metric], base[metric]) for metric in cand}
+            if args.results:
+                write_result(args.results, args.set, best[variant].parent, seed, paired_summary(paired, args.k))
             for metric in cand:
                 if metric.startswith("MRR"):
                     continue
-                d = paired_difference(cand[metric], base[metric])
+                d = paired[metric]
                 lines.append(f"| {variant} | {seed} | {args.split} {metric} | {d['mean']:+.5f} | "
                              f"[{d['ci_low']:+.5f}, {d['ci_high']:+.5f}] | {d['p_value']:.3f} | "
                              f"{d['better']} / {d['worse']} of {d['users']} |")

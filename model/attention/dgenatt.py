@@ -29,6 +29,12 @@ Choices that are *ours* (each one is an ablation knob or a line to change):
   Detaching the target alone is unstable: the loss then reaches Q, K through A_t only and, on its
   own, drives the logits to grow (aux 0.04 -> 2-4 in 60 Adam steps; docs/genatt.md). False lets the
   loss also pull Q, K towards what the denoiser can predict.
+- `teacher="target"` (issue 14): in training, what is diffused and denoised towards is the map of a
+  target-aware teacher, A_0 = (q_t + W_e e(item t+1)) k^T / sqrt(d) (W_e zero-initialised, e the
+  detached target embedding the backbone gives in training only), so the generated map can carry
+  what the training targets taught and QK^T of the prefix does not; the denoiser stays conditioned on
+  the prefix summary alone, and inference starts the chain from the prefix's own map as before, so
+  evaluation and serving never read the future. `teacher="none"` is the original form.
 - Inference: DDIM (eta = 0) with `inference_steps` evenly spaced steps from t_start =
   round(start_fraction * T) down to 0, starting from A_{t_start} = sqrt(abar) A_0 + sqrt(1 - abar) eps.
   `mean` mode uses eps = 0 (no random numbers, so the same history gives the same list whatever the
@@ -50,6 +56,7 @@ from model.attention.base import AttentionOutput, causal_mask
 from model.config import ModelConfig
 
 SCHEDULES = ("linear", "cosine")
+TEACHERS = ("none", "target")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class DGenAttOptions:
     stop_grad_target: bool = True  # detach A_0 in the denoising loss
     rank: int = 16  # r of the denoiser's bilinear prior term
     inference: str = "mean"  # "mean": eps = 0 at the start; "sample": fresh eps each call
+    teacher: str = "none"  # "target": training diffuses a target-aware teacher's map (see the docstring)
 
     def __post_init__(self) -> None:
         if self.steps_T < 1:
@@ -76,6 +84,8 @@ class DGenAttOptions:
             raise ValueError(f"denoise_weight must be >= 0, got {self.denoise_weight}")
         if self.rank < 1:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
         check_inference_mode(self.inference)
 
 
@@ -107,7 +117,11 @@ class DGenAttention(GenerativeAttention):
         self.time_emb = nn.Embedding(T + 1, D)  # e_time
         self.time_out = nn.Linear(D, H * (1 + r))  # W_tau: per head (a_tau, u_tau)
         self.key_low = nn.Linear(D, H * r)  # w: per-head rank-r keys
-        for layer in (self.cond_out, self.time_out):
+        zero_init = [self.cond_out, self.time_out]
+        if self.options.teacher == "target":
+            self.teacher_query = nn.Linear(D, D)  # W_e: the target's shift of each query
+            zero_init.append(self.teacher_query)
+        for layer in zero_init:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -152,6 +166,9 @@ class DGenAttention(GenerativeAttention):
         a0 = ((q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)  # (B, H, L, L)
 
         aux = None
+        if self.training and self.options.teacher == "target" and target is not None:
+            q_teacher = q + split_heads(self.teacher_query(target), H)  # (B, H, L, d)
+            a0 = ((q_teacher @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)
         if self.training:
             tau = torch.randint(1, T + 1, (B,), device=x.device)  # (B,) one noise level per sequence
             ab = self.abar[tau][:, None, None, None]  # (B, 1, 1, 1)

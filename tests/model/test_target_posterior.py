@@ -1,4 +1,4 @@
-"""Issue 14: the target-aware posterior of V-GenAtt, the logit-noise control of softmax and the BCE
+"""Issue 14: the target-aware posterior of V-GenAtt (and D-GenAtt's target-aware teacher), the logit-noise control of softmax and the BCE
 objective. The leakage tests are the point: outside training nothing may depend on the future, and in
 training the only path from item t+1 into position t is the posterior."""
 
@@ -14,6 +14,7 @@ from model.train import TrainConfig
 
 B, L, D, H = 3, 7, 16, 2
 TARGET = {"posterior": "target", "decoder": "gate", "free_bits": 0.0, "beta_cap": 1.0}
+TARGET_AWARE = [("vgenatt", TARGET), ("dgenatt", {"teacher": "target"})]
 
 
 def make(kind: str, **options) -> torch.nn.Module:
@@ -50,21 +51,24 @@ def assert_no_future(layer: torch.nn.Module, x: torch.Tensor, valid: torch.Tenso
         torch.testing.assert_close(run(layer, x2, valid)[:, : t + 1], base[:, : t + 1])
 
 
-def test_eval_output_ignores_the_future_and_the_target() -> None:
-    layer = make("vgenatt", **TARGET).eval()
+@pytest.mark.parametrize("kind, options", TARGET_AWARE)
+def test_eval_output_ignores_the_future_and_the_target(kind: str, options: dict) -> None:
+    layer = make(kind, **options).eval()
     x, target, valid = batch()
     torch.testing.assert_close(run(layer, x, valid, target=target * 5), run(layer, x, valid), rtol=0, atol=0)
     assert_no_future(layer, x, valid)
 
 
-def test_training_without_the_posterior_branch_sees_no_future() -> None:
-    layer = make("vgenatt", **TARGET).train()
+@pytest.mark.parametrize("kind, options", TARGET_AWARE)
+def test_training_without_the_target_branch_sees_no_future(kind: str, options: dict) -> None:
+    layer = make(kind, **options).train()
     x, _, valid = batch()
     assert_no_future(layer, x, valid)
 
 
-def test_in_training_position_t_reads_its_own_target_and_no_later_one() -> None:
-    layer = make("vgenatt", **TARGET).train()
+@pytest.mark.parametrize("kind, options", TARGET_AWARE)
+def test_in_training_position_t_reads_its_own_target_and_no_later_one(kind: str, options: dict) -> None:
+    layer = make(kind, **options).train()
     x, target, valid = batch()
     base = run(layer, x, valid, target)
     for t in range(L - 1):
@@ -90,13 +94,14 @@ def test_the_kl_is_against_the_learned_prior_and_zero_without_a_target() -> None
     assert layer.penalised_kl(mu + 2.0, logvar, ok, prior=(mu, logvar)).item() == pytest.approx(4 * 0.5 * 4.0)
 
 
-def test_evaluation_and_serving_never_call_the_posterior() -> None:
+@pytest.mark.parametrize("kind, options, branch", [("vgenatt", TARGET, "posterior"),
+                                                   ("dgenatt", {"teacher": "target"}, "teacher_query")])
+def test_evaluation_and_serving_never_call_the_target_branch(kind: str, options: dict, branch: str) -> None:
     torch.manual_seed(0)
-    model = SASRec(ModelConfig(n_items=20, max_len=6, d_model=D, n_heads=H, attention="vgenatt",
-                               attention_options=TARGET))
+    model = SASRec(ModelConfig(n_items=20, max_len=6, d_model=D, n_heads=H, attention=kind, attention_options=options))
     calls = []
     for block in model.blocks:
-        block.attn.posterior.register_forward_hook(lambda *_: calls.append(1))
+        getattr(block.attn, branch).register_forward_hook(lambda *_: calls.append(1))
     items = torch.randint(1, 21, (4, 6))
     targets = torch.randint(1, 21, (4, 6))
     model.train()
