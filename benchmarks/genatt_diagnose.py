@@ -2,7 +2,9 @@
 for vgenatt the KL per layer (nats per position) and how many latent dimensions are active
 (posterior variance of mu over positions > 0.01); for each kind the mean total-variation distance
 between its maps and the maps of plain softmax on the same q, k (how far generation moved them), and
-between its `mean` and `sample` maps (how much the noise moves them: is `sample` a diversity knob?).
+between its `mean` and `sample` maps (how much the noise moves them: is `sample` a diversity knob?),
+and the std of that move in logit units (log-weights centred per row): the scale to give softmax's
+`logit_noise` control (issue 14).
 
     python benchmarks/genatt_diagnose.py --data ../shared/data/beauty/Beauty.txt \\
         --checkpoint runs/genatt/beauty-vgenatt/best.pt --users 512
@@ -19,6 +21,16 @@ from model.attention._genatt import masked_softmax, split_heads
 from model.attention.base import causal_mask
 from model.checkpoint import load_checkpoint
 from model.data import leave_one_out, load_dataset, pad_left
+
+
+def logit_shift_std(a: torch.Tensor, b: torch.Tensor, allowed: torch.Tensor) -> float:
+    """Std over the allowed entries of log a - log b, each row centred (softmax is shift-invariant):
+    how far, in logit units, the noise moved the (B, H, L, L) maps."""
+    d = (a.clamp_min(1e-12).log() - b.clamp_min(1e-12).log()) * allowed
+    n = allowed.sum(-1, keepdim=True)
+    centred = (d - d.sum(-1, keepdim=True) / n.clamp_min(1)) * allowed
+    keep = n.squeeze(-1) > 1  # rows with one key have no relative logit to move
+    return round((centred.pow(2).sum(-1)[keep].sum() / (n.squeeze(-1)[keep] - 1).sum()).sqrt().item(), 4)
 
 
 def tv(a: torch.Tensor, b: torch.Tensor, rows: torch.Tensor) -> float:
@@ -54,12 +66,15 @@ def main() -> None:
         attn.set_inference_mode("sample")
         sampled = attn(h, valid, return_weights=True).weights
         attn.set_inference_mode("mean")
+        allowed = (causal_mask(valid) & valid[:, None, :, None]).expand_as(plain)
         row = {"block": i, "tv_vs_softmax_maps": tv(res.weights, plain, rows),
-               "tv_sample_vs_mean_maps": tv(sampled, res.weights, rows)}
+               "tv_sample_vs_mean_maps": tv(sampled, res.weights, rows),
+               "logit_shift_std_sample_vs_mean": logit_shift_std(sampled, res.weights, allowed)}
         if hasattr(attn, "encoder"):
             mu, logvar = attn.encoder(attn.summary(h, valid)).chunk(2, dim=-1)
             kl = 0.5 * (mu.pow(2) + logvar.clamp(-8, 8).exp() - 1 - logvar.clamp(-8, 8)).sum(-1)
-            row["kl_nats_per_position"] = round(kl[valid].mean().item(), 4)
+            if attn.options.posterior == "prefix":  # with posterior=target, `encoder` is a learned prior, not N(0, I)
+                row["kl_nats_per_position"] = round(kl[valid].mean().item(), 4)
             row["active_latent_dims"] = int((mu[valid].var(0) > 0.01).sum())
             row["mean_sigma"] = round((0.5 * logvar[valid]).exp().mean().item(), 4)
         report.append(row)
