@@ -145,13 +145,6 @@ class SequenceDataset:
             h.update(b"\n")
         return h.hexdigest()[:16]
 
-    def item_popularity(self, item_map: ItemMap) -> list[int]:
-        """Counts per index (position 0, padding, stays 0)."""
-        counts = [0] * (len(item_map) + 1)
-        for idx in (i for s in self.sequences for i in item_map.encode(s)):
-            counts[idx] += 1
-        return counts
-
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
@@ -388,6 +381,15 @@ class Split:
         else:
             raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
         return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def item_counts(self) -> list[int]:
+        """Training clicks per item index (index 0, padding, stays 0): the popularity that the
+        cold-start fallback and the most-popular baseline rank by."""
+        counts = [0] * (self.n_items + 1)
+        for seq in self.train:
+            for i in seq:
+                counts[i] += 1
+        return counts
 
 
 def leave_one_out(dataset: SequenceDataset, item_map: ItemMap) -> Split:

@@ -120,9 +120,7 @@ class PopularityScorer:
     """The most-popular baseline: every history gets the items' training counts as scores."""
 
     def __init__(self, split: Split, max_len: int = 200) -> None:
-        counts = torch.zeros(split.n_items + 1)
-        for seq in split.train:
-            counts += torch.bincount(torch.tensor(seq, dtype=torch.long), minlength=split.n_items + 1)[: split.n_items + 1]
+        counts = torch.tensor(split.item_counts(), dtype=torch.float32)
         counts[0] = float("-inf")
         self.counts, self.n_items, self.max_len = counts, split.n_items, max_len
 

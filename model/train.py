@@ -166,10 +166,7 @@ def train(
         model = SASRec(model_config).to(device)
     split = leave_one_out(dataset, item_map)
     inputs, targets = training_tensors(split, model_config.max_len)
-    popularity = [0] * (len(item_map) + 1)
-    for seq in split.train:
-        for i in seq:
-            popularity[i] += 1
+    popularity = split.item_counts()
     fingerprint = dataset.fingerprint()
     categories = item_categories(dataset, item_map)
     n_params = sum(p.numel() for p in model.parameters())
