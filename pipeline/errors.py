@@ -3,8 +3,10 @@
 SeqrecError                (model/errors.py)
  ├── CheckpointError       a checkpoint is unreadable, corrupt or incompatible
  ├── DataError             a dataset file is missing or malformed
- ├── BrokerError           a Kafka broker could not be started, reached or stopped
- └── SchemaError           an event broke its JSON Schema contract
+ └── BrokerError           a Kafka broker could not be started, reached or stopped
+
+A click that breaks its contract is not an exception: pipeline/source.py returns a Rejection and the
+worker dead-letters it.
 """
 
 from model.errors import CheckpointError, DataError, SeqrecError
@@ -14,8 +16,4 @@ class BrokerError(SeqrecError):
     pass
 
 
-class SchemaError(SeqrecError):
-    pass
-
-
-__all__ = ["BrokerError", "CheckpointError", "DataError", "SchemaError", "SeqrecError"]
+__all__ = ["BrokerError", "CheckpointError", "DataError", "SeqrecError"]
