@@ -4,6 +4,7 @@ SeqrecError                (model/errors.py)
  ├── CheckpointError       a checkpoint is unreadable, corrupt or incompatible
  ├── DataError             a dataset file is missing or malformed
  ├── BrokerError           a Kafka broker could not be started, reached or stopped
+ ├── ConfigError           the settings (environment, options) are invalid
  └── SchemaError           an event broke its JSON Schema contract
 """
 
@@ -18,4 +19,8 @@ class SchemaError(SeqrecError):
     pass
 
 
-__all__ = ["BrokerError", "CheckpointError", "DataError", "SchemaError", "SeqrecError"]
+class ConfigError(SeqrecError):
+    pass
+
+
+__all__ = ["BrokerError", "CheckpointError", "ConfigError", "DataError", "SchemaError", "SeqrecError"]
