@@ -94,8 +94,8 @@ def open_client(factory: Callable[..., T], bootstrap: str, security: KafkaSecuri
     from kafka.errors import KafkaError
 
     security = security or PLAINTEXT
-    check_connection(bootstrap, security)
     _redact_logged_configuration()
+    check_connection(bootstrap, security)
     try:
         return factory(bootstrap_servers=bootstrap, **client_config(security), **config)
     except KafkaError as exc:
