@@ -33,7 +33,8 @@ def sasl_password(security: KafkaSecuritySettings) -> str:
     """The password, from the settings or its file; raises BrokerError naming the file, not its content."""
     if security.sasl_password is not None:
         return security.sasl_password.get_secret_value()
-    assert security.sasl_password_file is not None  # the settings' validator guarantees one of the two
+    if security.sasl_password_file is None:  # the settings' validator rules this out
+        raise BrokerError("no SASL password is configured")
     try:
         return security.sasl_password_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -119,13 +120,18 @@ def _redact_logged_configuration() -> None:
 
 
 def check_connection(bootstrap: str, security: KafkaSecuritySettings) -> None:
-    """Raise a one-line BrokerError when the first bootstrap address refuses `security`: the
-    port is closed, its certificate is not trusted, it wants TLS, or the SASL login fails.
-    Speaks just enough of the Kafka protocol itself (one connection, well under a second)."""
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    cause = _probe(host, int(port), security)
-    if cause is not None:
-        raise BrokerError(f"cannot connect to Kafka at {bootstrap} ({security.protocol}): {cause}")
+    """Raise a one-line BrokerError when no bootstrap address accepts `security`, naming the
+    first one's cause: the port is closed, its certificate is not trusted, it wants TLS, or the
+    SASL login fails. Speaks just enough of the Kafka protocol itself (well under a second)."""
+    causes = []
+    for address in (a.strip() for a in bootstrap.split(",") if a.strip()):
+        host, _, port = address.rpartition(":")
+        cause = _probe(host.strip("[]"), int(port), security)
+        if cause is None:
+            return
+        causes.append(cause)
+    raise BrokerError(f"cannot connect to Kafka at {bootstrap} ({security.protocol}): "
+                      f"{causes[0] if causes else 'no address given'}")
 
 
 def _probe(host: str, port: int, security: KafkaSecuritySettings) -> str | None:

@@ -7,6 +7,7 @@ seconds with one line naming the cause; the password shows up in no log and no m
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ import pytest
 from model.data import synthetic_clicks
 from pipeline.clicklog import clicks_from_rows
 from pipeline.harness import consume_until, produce_clicks
-from pipeline.kafka_local import LocalKafka
+from pipeline.errors import BrokerError
+from pipeline.kafka_local import LocalKafka, free_port
+from pipeline.kafka_security import check_connection
 from pipeline.local_tls import SecureFiles, client_environment, create_secure_files
 from pipeline.settings import load_settings
 from pipeline.source import ClickEvent, encode_click
@@ -178,3 +181,22 @@ def test_no_log_line_and_no_metric_holds_the_password(secure_broker: SecureBroke
     assert "[INFO]" in log_text  # the worker did log
     leaking = [line for line in log_text.splitlines() if password in line]
     assert leaking == []
+
+
+def test_the_local_secure_broker_keeps_its_secrets_private(secure_broker: SecureBroker) -> None:
+    files = secure_broker.files
+    for private in (files.password_file, files.keystore):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    password = files.password()
+    data_dir = files.root.parent
+    for path in (data_dir / "server.properties", data_dir / "server.log", data_dir / "stdout.log"):
+        assert password not in path.read_text(errors="replace")
+    assert not (data_dir / "format.args").exists()  # the format step's argument file is gone
+    assert all(password not in value for value in secure_broker.env.values())
+
+
+def test_a_dead_first_bootstrap_address_does_not_hide_a_live_one(secure_broker: SecureBroker) -> None:
+    security = load_settings(**_settings_from_env(secure_broker.env)).kafka.security
+    check_connection(f"127.0.0.1:{free_port()},{secure_broker.secure}", security)
+    with pytest.raises(BrokerError, match="the port does not answer"):
+        check_connection(f"127.0.0.1:{free_port()}", security)
