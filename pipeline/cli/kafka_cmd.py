@@ -91,7 +91,8 @@ def status(data_dir: Path) -> None:
     """Say whether the local broker runs, and where."""
     running = _running_state(data_dir)
     if running:
-        click.echo(f"running: 127.0.0.1:{running['port']} (pid {running['pid']})")
+        secure = f", SASL_SSL on 127.0.0.1:{running['secure_port']}" if running.get("secure_port") else ""
+        click.echo(f"running: 127.0.0.1:{running['port']}{secure} (pid {running['pid']})")
     else:
         raise BrokerError(f"no local broker is running for {data_dir}")
 

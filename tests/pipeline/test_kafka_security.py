@@ -6,6 +6,7 @@ seconds with one line naming the cause; the password shows up in no log and no m
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -111,6 +112,20 @@ def test_replay_and_retrain_connect_over_sasl_ssl(secure_broker: SecureBroker, s
                         "--bootstrap", secure_broker.secure, "--epochs", "1", env=env)
     assert retrained.returncode == 0, retrained.stderr
     assert "published" in retrained.stdout
+
+
+def test_evaluate_replay_via_kafka_connects_over_sasl_ssl(secure_broker: SecureBroker, secure_deployment: Deployment,
+                                                         tiny_checkpoint: Path, tmp_path: Path) -> None:
+    clicks = _clicks("e", 30, seed=5)
+    log = tmp_path / "clicks.jsonl"
+    log.write_bytes(b"".join(encode_click(c) + b"\n" for c in clicks))
+    result = _seqrec("evaluate-replay", str(log), "--model", str(tiny_checkpoint), "--via-kafka",
+                     "--clicks-topic", secure_deployment.clicks,
+                     "--recommendations-topic", secure_deployment.recommendations,
+                     "--bootstrap", secure_broker.secure, "--json", env=secure_broker.env)
+    assert result.returncode == 0, result.stderr
+    (run,) = json.loads(result.stdout)
+    assert run["name"] == "kafka" and run["unanswered"] == 0 and run["scored"] > 0  # every click answered
 
 
 def _settings_from_env(env: dict[str, str]) -> dict[str, object]:
