@@ -22,11 +22,10 @@ from typing import Any, TypeVar
 from pipeline.errors import BrokerError
 from pipeline.settings import KafkaSecuritySettings
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 PLAINTEXT = KafkaSecuritySettings()
 PROBE_TIMEOUT_S = 5.0
+DEFAULT_PORT = 9092
 
 
 def sasl_password(security: KafkaSecuritySettings) -> str:
@@ -126,6 +125,8 @@ def check_connection(bootstrap: str, security: KafkaSecuritySettings) -> None:
     causes = []
     for address in (a.strip() for a in bootstrap.split(",") if a.strip()):
         host, _, port = address.rpartition(":")
+        if not (host and port.isdigit()):  # no port: Kafka's default, as kafka-python assumes
+            host, port = address, str(DEFAULT_PORT)
         cause = _probe(host.strip("[]"), int(port), security)
         if cause is None:
             return
