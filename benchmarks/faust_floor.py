@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark mo
 from pipeline_throughput import broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
 
 from pipeline.harness import WorkerProcess, produce_clicks  # noqa: E402
-from pipeline.settings import KafkaSettings, Settings, StoreSettings, WebSettings  # noqa: E402
+from pipeline.kafka_security import open_client  # noqa: E402
+from pipeline.settings import KafkaSettings, Settings, StoreSettings, WebSettings, load_settings  # noqa: E402
 
 VARIANTS = ("consume", "table", "worker", "baseline")
 
@@ -60,7 +61,7 @@ def serve(variant: str, bootstrap: str, app_id: str, partitions: int, datadir: P
     settings = Settings(
         app_id=app_id, log_level="warning",
         kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions,
-                            session_timeout_s=6, heartbeat_interval_s=1),
+                            session_timeout_s=6, heartbeat_interval_s=1, security=load_settings().kafka.security),
         store=StoreSettings(datadir=datadir, standby_replicas=0),
         web=WebSettings(enabled=False),
     )
@@ -125,9 +126,10 @@ def measure(variant: str, bootstrap: str, args: argparse.Namespace, work: Path) 
     from kafka.admin import KafkaAdminClient, NewTopic
 
     app_id = f"floor{uuid.uuid4().hex[:6]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = open_client(KafkaAdminClient, bootstrap, args.security)
     admin.create_topics([NewTopic(f"{app_id}-{t}", args.partitions, 1) for t in ("clicks", "recs", "dlq")])
-    produce_clicks(bootstrap, f"{app_id}-clicks", synthetic_stream(args.clicks, args.users, args.items))
+    produce_clicks(bootstrap, f"{app_id}-clicks", synthetic_stream(args.clicks, args.users, args.items),
+                   args.security)
 
     procs = start_variant(variant, bootstrap, app_id, args, work)
     try:
@@ -179,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: all, baseline only with --baseline")
     p.add_argument("--baseline", type=Path, default=None, help="checkout to run the baseline worker from")
     p.add_argument("--workers", type=int, default=1, help="worker processes (one group) per worker variant")
-    p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
+    p.add_argument("--bootstrap", default=None,
+                   help="use this Kafka instead of starting one (security from SEQREC_KAFKA__SECURITY__*)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per variant")
     p.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
     args = p.parse_args(argv)
+    args.security = load_settings().kafka.security if args.bootstrap else None
     if args.command == "serve":
         serve(args.variant, args.bootstrap, args.app_id, args.partitions, args.datadir)
         return 0

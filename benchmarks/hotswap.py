@@ -27,9 +27,11 @@ from model.train import TrainConfig, train
 from pipeline.clicklog import clicks_from_rows, interleave_sequences
 from pipeline.harness import WorkerProcess
 from pipeline.kafka_local import free_port
-from pipeline.kafka_provider import provide_kafka
+from pipeline.kafka_provider import BOOTSTRAP_ENV, provide_kafka
+from pipeline.kafka_security import open_client
 from pipeline.model_store import DirectoryModelStore
 from pipeline.retrain import retrain_once
+from pipeline.settings import load_settings
 from pipeline.source import ClickEvent, encode_click
 
 
@@ -47,7 +49,9 @@ def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
     v1_path, v2_path = tiny_model(tmp / "v1", 1), tiny_model(tmp / "v2", 2)
     store = DirectoryModelStore(tmp / "store")
     v1 = store.publish(v1_path)
-    with provide_kafka(tmp / "kafka") as (bootstrap, _):
+    with provide_kafka(tmp / "kafka") as (bootstrap, source):
+        # SEQREC_KAFKA__SECURITY__* describe an external cluster (the worker reads them too).
+        security = load_settings().kafka.security if source == BOOTSTRAP_ENV else None
         app = f"bench{os.getpid()}"
         port = free_port()
         worker = WorkerProcess(
@@ -63,8 +67,9 @@ def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
             stop = threading.Event()
 
             def consume() -> None:
-                consumer = KafkaConsumer(f"{app}-recs", bootstrap_servers=bootstrap, group_id=None,
-                                         auto_offset_reset="earliest")
+                consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None,
+                                       auto_offset_reset="earliest")
+                consumer.subscribe([f"{app}-recs"])
                 while not stop.is_set():
                     for records in consumer.poll(timeout_ms=100).values():
                         now = time.time()
@@ -75,7 +80,7 @@ def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
 
             reader = threading.Thread(target=consume)
             reader.start()
-            producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1, enable_idempotence=False)
+            producer = open_client(KafkaProducer, bootstrap, security, linger_ms=1, acks=1, enable_idempotence=False)
             n = int(args.rate * args.seconds)
             start = time.time()
             published_at = None

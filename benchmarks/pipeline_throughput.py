@@ -44,6 +44,8 @@ from model.data import ItemMap
 from model.inference import Recommender
 from model.sasrec import SASRec
 from pipeline.harness import WorkerProcess, make_producer
+from pipeline.kafka_security import open_client
+from pipeline.settings import KafkaSecuritySettings, load_settings
 from pipeline.source import ClickEvent, encode_click
 
 
@@ -102,12 +104,13 @@ def bare_forward(ckpt: Path, histories: list[list[str]], sizes: list[int], devic
 class AnswerClock(threading.Thread):
     """Consumes the recommendations topic and notes when each event_id was first answered."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None) -> None:
         super().__init__(daemon=True)
         from kafka import KafkaConsumer
 
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+        self.consumer = open_client(KafkaConsumer, bootstrap, security, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+        self.consumer.subscribe([topic])
         self.first: dict[str, float] = {}
         self.total = 0
         self.stopping = threading.Event()
@@ -122,9 +125,10 @@ class AnswerClock(threading.Thread):
         self.consumer.close()
 
 
-def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | None) -> dict[str, float]:
+def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | None,
+            security: KafkaSecuritySettings | None = None) -> dict[str, float]:
     """Send the stream (paced at `rate` events/s when given); return send time per event_id."""
-    producer = make_producer(bootstrap, linger_ms=2 if rate else 20, batch_size=256 * 1024)
+    producer = make_producer(bootstrap, security, linger_ms=2 if rate else 20, batch_size=256 * 1024)
     sent: dict[str, float] = {}
     payloads = [(c.event_id, c.user_id.encode(), encode_click(c)) for c in stream]
     started = time.time()
@@ -172,9 +176,9 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
     worker = start_worker(bootstrap, ckpt, app, args, workdir)
     try:
         worker.wait_ready(timeout_s=120)
-        clock = AnswerClock(bootstrap, f"{app}-recs")
+        clock = AnswerClock(bootstrap, f"{app}-recs", args.security)
         clock.start()
-        sent = produce(bootstrap, f"{app}-clicks", stream, rate)
+        sent = produce(bootstrap, f"{app}-clicks", stream, rate, args.security)
         deadline = time.time() + args.timeout
         while len(clock.first) < len(stream) and time.time() < deadline:
             time.sleep(0.1)
@@ -232,10 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
-    p.add_argument("--bootstrap", default=None, help="use this Kafka instead of starting one")
+    p.add_argument("--bootstrap", default=None,
+                   help="use this Kafka instead of starting one (security from SEQREC_KAFKA__SECURITY__*)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for all answers")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    # The workers read the same variables; a broker started here is PLAINTEXT.
+    args.security = load_settings().kafka.security if args.bootstrap else None
 
     stream = synthetic_stream(args.clicks, args.users, args.items)
     histories = histories_of(stream, args.history_len)

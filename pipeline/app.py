@@ -11,6 +11,7 @@ from __future__ import annotations
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from pipeline.kafka_security import faust_credentials
 from pipeline.settings import Settings
 
 # Faust 0.15.3 hard-codes fetch_max_wait_ms=1500 for the worker's consumer. A fetch request in
@@ -45,6 +46,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=broker_urls(k.bootstrap_servers),
+        broker_credentials=faust_credentials(k.security),
         store="rocksdb://",
         datadir=str(store.datadir),
         autodiscover=False,

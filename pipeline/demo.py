@@ -36,14 +36,15 @@ from model.train import TrainConfig
 from pipeline.clicklog import clicks_from_rows, interleave_sequences
 from pipeline.harness import WorkerProcess
 from pipeline.kafka_local import free_port
-from pipeline.kafka_provider import provide_kafka
+from pipeline.kafka_provider import BOOTSTRAP_ENV, provide_kafka
+from pipeline.kafka_security import open_client
 from pipeline.model_store import DirectoryModelStore
 from pipeline.offline_eval import RunResult
 from pipeline.prequential import score_shown_lists
 from pipeline.replay import replay_to_kafka
 from pipeline.report import write_report
 from pipeline.retrain import retrain_once
-from pipeline.settings import KafkaSettings, Settings
+from pipeline.settings import KafkaSecuritySettings, KafkaSettings, Settings, load_settings
 from pipeline.source import ClickEvent
 from pipeline.worker import ensure_topics
 
@@ -154,8 +155,9 @@ def demo_clicks(options: DemoOptions) -> list[ClickEvent]:
 
 def _consume_answers(bootstrap: str, settings: Settings, stats: LiveStats, stop: threading.Event) -> None:
     k = settings.kafka
-    consumer = KafkaConsumer(k.recommendations_topic, k.dead_letter_topic, bootstrap_servers=bootstrap,
-                             group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = open_client(KafkaConsumer, bootstrap, k.security, group_id=None, auto_offset_reset="earliest",
+                           enable_auto_commit=False)
+    consumer.subscribe([k.recommendations_topic, k.dead_letter_topic])
     try:
         while not stop.is_set():
             for tp, records in consumer.poll(timeout_ms=200, max_records=5000).items():
@@ -173,11 +175,11 @@ def _consume_answers(bootstrap: str, settings: Settings, stats: LiveStats, stop:
         consumer.close()
 
 
-def _send_bad_events(bootstrap: str, topic: str, n: int, seed: int) -> None:
+def _send_bad_events(bootstrap: str, topic: str, n: int, seed: int, security: KafkaSecuritySettings) -> None:
     rng = random.Random(seed)
     bad = [b"\xff\xfe not utf-8", b"{not json", b'{"event_id": "x"}', b'{"event_id":"b","user_id":"u","item_id":1,'
            b'"timestamp":1}']
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, enable_idempotence=False)
+    producer = open_client(KafkaProducer, bootstrap, security, acks=1, enable_idempotence=False)
     for i in range(n):
         producer.send(topic, key=f"bad-{i}".encode(), value=rng.choice(bad))
     producer.flush()
@@ -195,9 +197,13 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
     with contextlib.ExitStack() as stack:
         bootstrap, source = stack.enter_context(provide_kafka(workdir / "kafka"))
         console.print(f"Kafka: {bootstrap} ({source})")
+        # SEQREC_KAFKA__SECURITY__* describe the user's cluster; a broker started here is PLAINTEXT.
+        security = load_settings().kafka.security if source == BOOTSTRAP_ENV else KafkaSecuritySettings()
+        child_env = {"SEQREC_KAFKA__SECURITY__PROTOCOL": security.protocol}  # the worker and retrainer read the rest
         settings = Settings(app_id=f"seqrec-demo-{run_id}", kafka=KafkaSettings(
             bootstrap_servers=bootstrap, clicks_topic=f"demo-{run_id}-clicks", partitions=4,
-            recommendations_topic=f"demo-{run_id}-recommendations", dead_letter_topic=f"demo-{run_id}-clicks.dlq"))
+            recommendations_topic=f"demo-{run_id}-recommendations", dead_letter_topic=f"demo-{run_id}-clicks.dlq",
+            security=security))
         ensure_topics(settings)
 
         clicks = demo_clicks(options)
@@ -219,7 +225,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
              "--checkpoint", str(store.checkpoint_path(store.latest())), "--session-timeout", "6",
              "--heartbeat-interval", "1", "--torch-threads", "1"],
             log_path=workdir / "worker.log", web_port=port,
-            env={"SEQREC_SERVING__MODEL_STORE": str(store.root), "SEQREC_SERVING__MODEL_POLL_S": "2"},
+            env={"SEQREC_SERVING__MODEL_STORE": str(store.root), "SEQREC_SERVING__MODEL_POLL_S": "2", **child_env},
         ).start()
         stack.callback(worker.stop)
         with console.status("starting the worker ..."):
@@ -233,7 +239,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
              settings.kafka.clicks_topic, "--bootstrap", bootstrap, "--interval", str(options.retrain_interval_s),
              "--epochs", "3", "--tolerance", "0.01"],
             stdout=retrain_log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"})  # leave the other core to the worker
+            env={**os.environ, "OMP_NUM_THREADS": "1", **child_env})  # leave the other core to the worker
         stack.callback(_terminate, retrainer)
 
         consumer_thread = threading.Thread(target=_consume_answers, args=(bootstrap, settings, stats, stop),
@@ -255,10 +261,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
         def replay() -> None:
             try:
                 topic = settings.kafka.clicks_topic
-                replay_to_kafka(clicks[:half], bootstrap, topic, None, progress=False, on_send=on_send)
+                replay_to_kafka(clicks[:half], bootstrap, topic, None, progress=False, on_send=on_send,
+                                security=security)
                 stats.live_from = len(stats.sent)
-                _send_bad_events(bootstrap, topic, max(1, int(len(clicks) * BAD_EVENT_SHARE)), options.seed)
-                replay_to_kafka(clicks[half:], bootstrap, topic, replay_speed, progress=False, on_send=on_send)
+                _send_bad_events(bootstrap, topic, max(1, int(len(clicks) * BAD_EVENT_SHARE)), options.seed, security)
+                replay_to_kafka(clicks[half:], bootstrap, topic, replay_speed, progress=False, on_send=on_send,
+                                security=security)
             except _StopReplay:
                 pass
 

@@ -3,7 +3,8 @@
 SeqrecError                (model/errors.py)
  ├── CheckpointError       a checkpoint is unreadable, corrupt or incompatible
  ├── DataError             a dataset file is missing or malformed
- └── BrokerError           a Kafka broker could not be started, reached or stopped
+ ├── BrokerError           a Kafka broker could not be started, reached or stopped
+ └── ConfigError           the settings (environment, options) are invalid
 
 A click that breaks its contract is not an exception: pipeline/source.py returns a Rejection and the
 worker dead-letters it.
@@ -16,4 +17,8 @@ class BrokerError(SeqrecError):
     pass
 
 
-__all__ = ["BrokerError", "CheckpointError", "DataError", "SeqrecError"]
+class ConfigError(SeqrecError):
+    pass
+
+
+__all__ = ["BrokerError", "CheckpointError", "ConfigError", "DataError", "SeqrecError"]

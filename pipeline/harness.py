@@ -17,22 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from pipeline.kafka_security import open_client
+from pipeline.settings import KafkaSecuritySettings
 from pipeline.source import ClickEvent, encode_click
 from pipeline.state import UserHistory, decode_table_key
 
 
-def make_producer(bootstrap: str, **overrides: Any):
+def make_producer(bootstrap: str, security: KafkaSecuritySettings | None = None, **overrides: Any):
     from kafka import KafkaProducer
 
-    config: dict[str, Any] = {"bootstrap_servers": bootstrap, "linger_ms": 5, "acks": 1,
-                              "enable_idempotence": False}
+    config: dict[str, Any] = {"linger_ms": 5, "acks": 1, "enable_idempotence": False}
     config.update(overrides)
-    return KafkaProducer(**config)
+    return open_client(KafkaProducer, bootstrap, security, **config)
 
 
-def produce_raw(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+def produce_raw(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]],
+                security: KafkaSecuritySettings | None = None) -> int:
     """Send (key, value) pairs as they are; return how many."""
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, security)
     n = 0
     try:
         for key, value in messages:
@@ -44,9 +46,10 @@ def produce_raw(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | Non
     return n
 
 
-def produce_clicks(bootstrap: str, topic: str, clicks: Iterable[ClickEvent]) -> int:
+def produce_clicks(bootstrap: str, topic: str, clicks: Iterable[ClickEvent],
+                   security: KafkaSecuritySettings | None = None) -> int:
     """Send clicks keyed by user id, as the contract says."""
-    return produce_raw(bootstrap, topic, ((c.user_id.encode(), encode_click(c)) for c in clicks))
+    return produce_raw(bootstrap, topic, ((c.user_id.encode(), encode_click(c)) for c in clicks), security)
 
 
 @dataclass
@@ -61,14 +64,16 @@ def consume_until(
     done: Callable[[list[dict[str, Any]]], bool],
     *,
     timeout_s: float = 60.0,
+    security: KafkaSecuritySettings | None = None,
 ) -> Consumed:
     """Read JSON records from the start of `topic` until `done(records)` or the timeout."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = open_client(
+        KafkaConsumer, bootstrap, security, auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None, consumer_timeout_ms=500,
     )
+    consumer.subscribe([topic])
     out = Consumed()
     deadline = time.monotonic() + timeout_s
     try:

@@ -4,6 +4,10 @@ KRaft combined mode (one process is broker and controller). The storage director
 with `kafka.tools.StorageTool format --standalone`, then `kafka.Kafka` runs on free loopback
 ports. The ports and the cluster id are kept in the data directory, so a broker stopped and
 started again on the same directory comes back on the same address with all its data.
+
+With `secure=True` the broker also has a SASL_SSL listener (SCRAM-SHA-512 over TLS) beside the
+PLAINTEXT one: its CA, certificate and client password are made on first start (pipeline.local_tls)
+and the SCRAM user is created when the storage is formatted.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import BrokerError
+from pipeline.local_tls import MECHANISM, USERNAME, SecureFiles, create_secure_files, secure_listener_properties
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +77,15 @@ class BrokerState:
     port: int
     controller_port: int
     pid: int | None = None
+    secure_port: int | None = None  # the SASL_SSL listener, when started with secure=True
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.secure_port}" if self.secure_port else None
 
 
 def free_port() -> int:
@@ -125,12 +135,14 @@ class LocalKafka:
         lib_dir: str | Path = DEFAULT_LIB_DIR,
         heap: str = "384m",
         log_level: str = "WARN",
+        secure: bool = False,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="seqrec-kafka-"))
         self.lib_dir = Path(lib_dir)
         self.heap = heap
         self.log_level = log_level
+        self.secure = secure
         self.process: subprocess.Popen[bytes] | None = None
         self.state: BrokerState | None = None
 
@@ -142,6 +154,10 @@ class LocalKafka:
     @property
     def log_file(self) -> Path:
         return self.data_dir / "server.log"
+
+    @property
+    def secure_files(self) -> SecureFiles:
+        return SecureFiles(self.data_dir / "tls")
 
     @property
     def bootstrap_servers(self) -> str:
@@ -157,6 +173,8 @@ class LocalKafka:
             raise BrokerError(f"no Kafka broker jars in {self.lib_dir}: {INSTALL_HINT}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = self._load_or_create_state()
+        if self.secure:
+            self._prepare_secure_listener(self.state)
         config = self._write_config(self.state)
         if not (self.log_dir / "meta.properties").exists():
             self._format(config, self.state.cluster_id)
@@ -210,7 +228,8 @@ class LocalKafka:
         path = self.data_dir / STATE_FILE
         if path.exists():
             saved = json.loads(path.read_text())
-            state = BrokerState(saved["cluster_id"], saved["port"], saved["controller_port"])
+            state = BrokerState(saved["cluster_id"], saved["port"], saved["controller_port"],
+                                secure_port=saved.get("secure_port"))
             if port_is_free(state.port) and port_is_free(state.controller_port):
                 return state
             # The KRaft log remembers the controller's address, so a moved controller port needs a
@@ -226,12 +245,31 @@ class LocalKafka:
         tmp.write_text(json.dumps(state.__dict__))
         os.replace(tmp, self.data_dir / STATE_FILE)
 
+    def _prepare_secure_listener(self, state: BrokerState) -> None:
+        """Give the state a secure port and the data directory its TLS files and password, once."""
+        formatted = (self.log_dir / "meta.properties").exists()
+        if state.secure_port is None:
+            if formatted:  # SCRAM users are created at format time; this storage has none
+                raise BrokerError(f"{self.data_dir} was formatted without --secure: use a new data directory")
+            state.secure_port = free_port()
+        elif not port_is_free(state.secure_port):
+            raise BrokerError(f"secure port {state.secure_port} recorded in {self.data_dir / STATE_FILE} is in use")
+        if not self.secure_files.exists():
+            if formatted:
+                raise BrokerError(f"the TLS files in {self.secure_files.root} are missing: use a new data directory")
+            create_secure_files(self.secure_files.root)
+
     def _write_config(self, state: BrokerState) -> Path:
         props = dict(_SINGLE_NODE_SETTINGS)
+        listeners = f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}"
+        if state.secure_port:
+            listeners += f",SASL_SSL://127.0.0.1:{state.secure_port}"
+            props["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+            props.update(secure_listener_properties(self.secure_files))
         props.update(
             {
-                "listeners": f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}",
+                "listeners": listeners,
+                "advertised.listeners": listeners,
                 "controller.quorum.bootstrap.servers": f"127.0.0.1:{state.controller_port}",
                 "log.dirs": str(self.log_dir),
             }
@@ -242,9 +280,20 @@ class LocalKafka:
         return path
 
     def _format(self, config: Path, cluster_id: str) -> None:
-        cmd = [java_executable(), "-Xmx256m", "-cp", str(self.lib_dir / "*"), "kafka.tools.StorageTool",
-               "format", "--standalone", "-t", cluster_id, "-c", str(config)]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        args = ["-Xmx256m", "-cp", str(self.lib_dir / "*"), "kafka.tools.StorageTool",
+                "format", "--standalone", "-t", cluster_id, "-c", str(config)]
+        if self.secure:
+            scram = f"{MECHANISM}=[name={USERNAME},password={self.secure_files.password()}]"
+            args += ["--add-scram", scram]
+        # The arguments go through a 0600 @argfile that java expands: the password is not in `ps`.
+        argfile = self.data_dir / "format.args"
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f'"{a}"\n' for a in args))
+        try:
+            result = subprocess.run([java_executable(), f"@{argfile}"], capture_output=True, text=True, timeout=120)
+        finally:
+            argfile.unlink()
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise BrokerError(f"formatting {self.log_dir} failed: {detail[-1] if detail else 'no output'}")

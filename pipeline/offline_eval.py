@@ -16,10 +16,12 @@ from kafka import KafkaConsumer, TopicPartition
 
 from model.inference import Recommender
 from model.train import TrainConfig
+from pipeline.kafka_security import open_client
 from pipeline.model_store import DirectoryModelStore
 from pipeline.prequential import PrequentialReport, score_shown_lists, simulate_serving
 from pipeline.replay import replay_to_kafka
 from pipeline.retrain import GatePolicy, retrain_once
+from pipeline.settings import KafkaSecuritySettings
 from pipeline.source import ClickEvent
 
 log = logging.getLogger(__name__)
@@ -145,12 +147,12 @@ def evaluate_in_process(
 def evaluate_through_kafka(
     clicks: Sequence[ClickEvent], bootstrap: str, clicks_topic: str, recommendations_topic: str,
     options: EvalOptions, name: str = "kafka", speed: float | None = None, timeout_s: float = 300.0,
-    progress: bool = True,
+    progress: bool = True, security: KafkaSecuritySettings | None = None,
 ) -> RunResult:
     """Replay the log into a running worker's clicks topic, read its answers back, score them
     with the same code as the in-process path."""
     started = time.monotonic()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None, enable_auto_commit=False)
     try:
         # Fix the start position on every partition before the first click goes out.
         partitions = consumer.partitions_for_topic(recommendations_topic)
@@ -161,7 +163,7 @@ def evaluate_through_kafka(
         consumer.seek_to_end(*tps)
         for tp in tps:
             consumer.position(tp)
-        replay_to_kafka(clicks, bootstrap, clicks_topic, speed, progress=progress)
+        replay_to_kafka(clicks, bootstrap, clicks_topic, speed, progress=progress, security=security)
         wanted = {c.event_id for c in clicks}
         shown: dict[str, list[str]] = {}
         versions: list[tuple[int, str]] = []

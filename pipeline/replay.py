@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from kafka import KafkaProducer
 from tqdm.auto import tqdm
 
+from pipeline.kafka_security import open_client
+from pipeline.settings import KafkaSecuritySettings
 from pipeline.source import ClickEvent, encode_click
 
 log = logging.getLogger(__name__)
@@ -83,10 +85,11 @@ def replay_clicks(
 def replay_to_kafka(
     clicks: Sequence[ClickEvent], bootstrap: str, topic: str, speed: float | None, *, progress: bool = True,
     restamp: bool = True, on_send: Callable[[ClickEvent], None] | None = None,
+    security: KafkaSecuritySettings | None = None,
 ) -> ReplaySummary:
     """Replay into `topic`, keyed by user id (the worker's partitioning contract). `on_send` sees
     each click as sent (after restamping); it may raise to stop the replay early."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1, enable_idempotence=False)
+    producer = open_client(KafkaProducer, bootstrap, security, linger_ms=2, acks=1, enable_idempotence=False)
     try:
         def send(click: ClickEvent) -> None:
             producer.send(topic, key=click.user_id.encode("utf-8"), value=encode_click(click))

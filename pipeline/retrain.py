@@ -27,8 +27,10 @@ from model.data import SequenceDataset, sequences_from_clicks
 from model.inference import Recommender
 from model.train import TrainConfig, train
 from model.warmstart import grow_model
+from pipeline.kafka_security import open_client
 from pipeline.model_store import ModelStore
 from pipeline.prequential import score_shown_lists, simulate_serving
+from pipeline.settings import KafkaSecuritySettings
 from pipeline.source import ClickEvent, Rejection, SourceLimits, decode_click
 
 log = logging.getLogger(__name__)
@@ -145,10 +147,11 @@ def retrain_once(
 _ANY_TIME = SourceLimits(min_timestamp_ms=0, max_future_skew_ms=10**15)
 
 
-def read_clicks_topic(bootstrap: str, topic: str, stall_timeout_s: float = 60.0) -> list[ClickEvent]:
+def read_clicks_topic(bootstrap: str, topic: str, stall_timeout_s: float = 60.0,
+                      security: KafkaSecuritySettings | None = None) -> list[ClickEvent]:
     """Every valid click in `topic`, from the beginning to the end offsets at call time. Gives up
     only when no record arrives for `stall_timeout_s`, however long the topic."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

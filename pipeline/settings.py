@@ -11,9 +11,50 @@ inside the checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSecuritySettings(BaseModel):
+    """How every Kafka client of the project connects (see docs/operations.md). The password
+    comes from the environment or a file, never from a command-line option (`ps` shows those)."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    ssl_cafile: Path | None = None  # PEM file of the CA(s) to trust; default: the system's
+    ssl_certfile: Path | None = None  # client certificate (PEM) for mutual TLS
+    ssl_keyfile: Path | None = None  # its private key (PEM), with ssl_certfile
+    ssl_check_hostname: bool = True  # the broker's certificate must name the host dialled
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None  # prefer sasl_password_file outside development
+    sasl_password_file: Path | None = None  # a file holding the password (trailing newline ignored)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "KafkaSecuritySettings":
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mutual TLS)")
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ValueError(f"{self.protocol} needs sasl_username")
+            if (self.sasl_password is None) == (self.sasl_password_file is None):
+                raise ValueError(f"{self.protocol} needs exactly one of sasl_password and sasl_password_file")
+        return self
 
 
 class KafkaSettings(BaseModel):
@@ -31,6 +72,7 @@ class KafkaSettings(BaseModel):
     rebalance_timeout_s: float = Field(30.0, gt=0)
     # How often acked offsets are committed; a crash replays at most this much (at-least-once).
     commit_interval_s: float = Field(1.0, gt=0)
+    security: KafkaSecuritySettings = KafkaSecuritySettings()
 
 
 class StoreSettings(BaseModel):
@@ -97,12 +139,24 @@ class Settings(BaseSettings):
         return f"{self.app_id}-{self.table_name}-changelog"
 
 
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment and `values`. Invalid ones raise a one-line ConfigError that
+    names the fields and the rule, never the values given (one of them may be a password)."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
 __all__ = [
     "BatchingSettings",
+    "KafkaSecuritySettings",
     "KafkaSettings",
     "RecordSettings",
     "ServingSettings",
     "Settings",
     "StoreSettings",
     "WebSettings",
+    "load_settings",
 ]

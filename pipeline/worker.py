@@ -9,6 +9,8 @@ import time
 from pipeline.app import build_app
 from pipeline.agents import wire
 from pipeline.errors import BrokerError
+from pipeline.kafka_security import open_client
+from pipeline.settings import KafkaSecuritySettings
 from pipeline.hotswap import follow_model_store, serving_checkpoint
 from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner, load_recommender
@@ -26,12 +28,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]
 
     k = settings.kafka
     names = [k.clicks_topic, k.recommendations_topic, k.dead_letter_topic]
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=k.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-        )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {k.bootstrap_servers}: {exc}") from exc
+    admin = open_client(KafkaAdminClient, k.bootstrap_servers, k.security, request_timeout_ms=int(timeout_s * 1000))
     try:
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]
@@ -45,13 +42,14 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]
         raise BrokerError(f"cannot create topics {names}: {exc}") from exc
     finally:
         admin.close()
-    return partition_counts(k.bootstrap_servers, names, timeout_s)
+    return partition_counts(k.bootstrap_servers, names, timeout_s, k.security)
 
 
-def partition_counts(bootstrap: str, names: list[str], timeout_s: float) -> dict[str, int]:
+def partition_counts(bootstrap: str, names: list[str], timeout_s: float,
+                     security: KafkaSecuritySettings | None = None) -> dict[str, int]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None, enable_auto_commit=False)
     try:
         counts: dict[str, int] = {}
         deadline = time.monotonic() + timeout_s

@@ -12,6 +12,7 @@ import click
 from pipeline.errors import BrokerError
 from pipeline.kafka_local import STATE_FILE, LocalKafka, pid_alive, stop_pid
 from pipeline.kafka_provider import BOOTSTRAP_ENV, docker_available, kafka_in_container
+from pipeline.local_tls import SecureFiles, client_environment
 
 DEFAULT_DATA_DIR = Path(".seqrec") / "kafka"
 
@@ -37,8 +38,14 @@ def kafka() -> None:
 @data_dir_option
 @click.option("--heap", default="384m", show_default=True, help="JVM heap of the local broker.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=90, show_default=True, help="Seconds to wait for readiness.")
-def start(data_dir: Path, heap: str, timeout: float) -> None:
-    """Start a broker and print its bootstrap address (host:port)."""
+@click.option("--secure", is_flag=True,
+              help="Also listen with SASL_SSL (SCRAM-SHA-512 over TLS, a CA made for this data directory; "
+                   "local broker only) and print the client settings for it.")
+def start(data_dir: Path, heap: str, timeout: float, secure: bool) -> None:
+    """Start a broker and print its bootstrap address (host:port).
+
+    With --secure, the lines after it are `export` lines a client needs for the secured listener:
+    the CA file and the password file, never the password itself."""
     if os.environ.get(BOOTSTRAP_ENV):
         click.echo(os.environ[BOOTSTRAP_ENV])
         click.echo(f"{BOOTSTRAP_ENV} is set: using that cluster, nothing started.", err=True)
@@ -46,17 +53,21 @@ def start(data_dir: Path, heap: str, timeout: float) -> None:
     running = _running_state(data_dir)
     if running:
         click.echo(f"127.0.0.1:{running['port']}")
+        if running.get("secure_port"):
+            _print_client_settings(f"127.0.0.1:{running['secure_port']}", SecureFiles(data_dir / "tls"))
         click.echo(f"already running (pid {running['pid']})", err=True)
         return
-    if docker_available():
+    if not secure and docker_available():
         with kafka_in_container() as bootstrap:
             click.echo(bootstrap)
             click.echo("Kafka runs in a container until Ctrl-C.", err=True)
             while True:
                 time.sleep(3600)
-    broker = LocalKafka(data_dir=data_dir, heap=heap)
+    broker = LocalKafka(data_dir=data_dir, heap=heap, secure=secure)
     bootstrap = broker.start(timeout=timeout)
     click.echo(bootstrap)
+    if broker.state is not None and broker.state.secure_bootstrap:
+        _print_client_settings(broker.state.secure_bootstrap, broker.secure_files)
     click.echo(f"local broker pid {broker.process.pid if broker.process else '?'}, data in {data_dir} "
                f"(ready; stop with `seqrec kafka stop`)", err=True)
 
@@ -80,9 +91,16 @@ def status(data_dir: Path) -> None:
     """Say whether the local broker runs, and where."""
     running = _running_state(data_dir)
     if running:
-        click.echo(f"running: 127.0.0.1:{running['port']} (pid {running['pid']})")
+        secure = f", SASL_SSL on 127.0.0.1:{running['secure_port']}" if running.get("secure_port") else ""
+        click.echo(f"running: 127.0.0.1:{running['port']}{secure} (pid {running['pid']})")
     else:
         raise BrokerError(f"no local broker is running for {data_dir}")
+
+
+def _print_client_settings(secure_bootstrap: str, files: SecureFiles) -> None:
+    click.echo(f"# SASL_SSL listener {secure_bootstrap}: these settings reach it (the password stays in its file)")
+    for name, value in client_environment(secure_bootstrap, files).items():
+        click.echo(f"export {name}={value}")
 
 
 def _running_state(data_dir: Path) -> dict | None:

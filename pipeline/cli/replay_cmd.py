@@ -12,10 +12,17 @@ from model.data import FORMATS
 from pipeline.clicklog import export_dataset, read_click_log
 from pipeline.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
 from pipeline.replay import parse_speed, replay_to_kafka
+from pipeline.settings import KafkaSecuritySettings, load_settings
 
 log_argument = click.argument("log", type=click.Path(exists=True, path_type=Path))
 bootstrap_option = click.option("--bootstrap", envvar="SEQREC_KAFKA__BOOTSTRAP_SERVERS", default="127.0.0.1:9092",
                                 show_default=True, help="Kafka bootstrap servers (env SEQREC_KAFKA__BOOTSTRAP_SERVERS).")
+
+
+def kafka_security() -> KafkaSecuritySettings:
+    """The connection's security, from SEQREC_KAFKA__SECURITY__* only: a password never goes on
+    a command line, where `ps` would show it (see docs/operations.md)."""
+    return load_settings().kafka.security
 
 
 def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
@@ -67,7 +74,7 @@ def replay(log: Path, topic: str, speed: float | None, limit: int | None, keep_t
            bootstrap: str) -> None:
     """Replay a click log into Kafka on the logged schedule (a load test too)."""
     clicks = _load_log(log, limit)
-    summary = replay_to_kafka(clicks, bootstrap, topic, speed, restamp=not keep_timestamps)
+    summary = replay_to_kafka(clicks, bootstrap, topic, speed, restamp=not keep_timestamps, security=kafka_security())
     click.echo(summary.line())
 
 
@@ -120,7 +127,7 @@ def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence],
     runs = []
     if via_kafka:
         runs.append(evaluate_through_kafka(clicks, bootstrap, clicks_topic, recommendations_topic, options,
-                                           speed=speed))
+                                           speed=speed, security=kafka_security()))
     else:
         for spec in models:
             name, _, path = spec.rpartition("=")

@@ -12,6 +12,7 @@ from model.attention import attention_kinds
 from model.config import ModelConfig
 from model.train import TrainConfig
 from pipeline.cli.models_cmd import store_option
+from pipeline.cli.replay_cmd import kafka_security
 from pipeline.clicklog import read_click_log
 from pipeline.model_store import DirectoryModelStore
 from pipeline.retrain import GatePolicy, read_clicks_topic, retrain_once
@@ -48,8 +49,9 @@ def retrain(store_dir: Path, log_path: Path | None, topic: str | None, bootstrap
     store = DirectoryModelStore(store_dir)
     policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout)
     train_config = TrainConfig(epochs=epochs, patience=3)
+    security = kafka_security() if topic else None
     while True:
-        clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic)
+        clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic, security=security)
         try:
             outcome = retrain_once(clicks, store, policy=policy, train_config=train_config,
                                    model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run)

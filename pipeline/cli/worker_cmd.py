@@ -41,15 +41,15 @@ _OVERRIDES: dict[str, tuple[str | None, str]] = {
 
 def settings_from_options(**options: Any):
     """Settings from the environment (SEQREC_...), overridden by the options that were given."""
-    from pipeline.settings import Settings
+    from pipeline.settings import load_settings
 
-    data = Settings().model_dump()
+    data = load_settings().model_dump()
     for name, value in options.items():
         if value is None or name not in _OVERRIDES:
             continue
         group, field = _OVERRIDES[name]
         (data if group is None else data[group])[field] = value
-    return Settings(**data)
+    return load_settings(**data)
 
 
 @click.command("worker")

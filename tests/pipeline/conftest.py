@@ -47,6 +47,7 @@ class Deployment:
     history_len: int = 10
     app_id: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     workers: list[WorkerProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the connection's security settings
 
     @property
     def clicks(self) -> str:
@@ -78,7 +79,7 @@ class Deployment:
             "--commit-interval", "0.5", "--max-wait-ms", "5", "--torch-threads", "1",
             "--log-level", "info", *extra,
         ]
-        w = WorkerProcess(args, log_path=self.root / f"worker{n}.log", web_port=port, datadir=datadir)
+        w = WorkerProcess(args, log_path=self.root / f"worker{n}.log", web_port=port, datadir=datadir, env=self.env)
         self.workers.append(w)
         return w.start()
 
@@ -89,3 +90,9 @@ def deployment(kafka_bootstrap: str, tiny_checkpoint: Path, tmp_path: Path) -> I
     yield d
     for w in d.workers:
         w.kill()
+
+
+@pytest.fixture(scope="session")
+def deployment_class() -> type[Deployment]:
+    """Deployment itself, for tests that deploy on a broker of their own or with their own env."""
+    return Deployment
