@@ -77,4 +77,4 @@ def test_corrupt_file_in_the_store_is_refused(serving) -> None:
     (store.root / "LATEST").write_text("20990101T000000Z-deadbeef\n")
     assert asyncio.run(swapper.check()) is None
     assert runner.version == v1
-    assert "cannot read checkpoint" in swapper.refused["20990101T000000Z-deadbeef"]
+    assert "not a seqrec checkpoint" in swapper.refused["20990101T000000Z-deadbeef"]
