@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from pipeline.errors import SeqrecError
+from pipeline.errors import SeqrecError, SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("seqrec: aborted", err=True)
         return 130
+    except SettingsError as exc:  # a setting that cannot work is a usage error
+        click.echo(f"seqrec: error: {exc}", err=True)
+        return 2
     except SeqrecError as exc:
         click.echo(f"seqrec: error: {exc}", err=True)
         return 1
