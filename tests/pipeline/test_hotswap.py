@@ -61,7 +61,7 @@ def test_new_version_and_rollback_swap_in(serving, tmp_path: Path) -> None:
 def test_incompatible_version_is_refused_and_old_keeps_serving(serving, tmp_path: Path, make_bad, reason) -> None:
     store, runner, swapper, swapped = serving
     v1 = runner.version
-    bad = store.publish(make_bad(tmp_path))
+    bad = store.publish(make_bad(tmp_path), force_incompatible=True)  # as an operator could
     assert asyncio.run(swapper.check()) is None
     assert runner.version == v1 and not swapped
     assert reason in swapper.refused[bad]
