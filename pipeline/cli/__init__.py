@@ -12,6 +12,7 @@ from pipeline.errors import SeqrecError, SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqrec", prog_name="seqrec", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """seqrec: a real-time sequential recommender on Kafka.
