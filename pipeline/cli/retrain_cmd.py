@@ -49,8 +49,8 @@ def retrain(store_dir: Path, log_path: Path | None, topic: str | None, bootstrap
     policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout)
     train_config = TrainConfig(epochs=epochs, patience=3)
     while True:
-        clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic)
-        try:
+        try:  # reading is part of the run: a topic not there yet or a broker away fails only this run
+            clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic)
             outcome = retrain_once(clicks, store, policy=policy, train_config=train_config,
                                    model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run)
             click.echo(outcome.line())
