@@ -29,8 +29,11 @@ def lock_datadir(datadir: Path) -> IO[str]:
     """Take the data directory for this process; keep the returned file open while serving.
     RocksDB allows one process per database, and Faust would only find out after half a
     minute of retries."""
-    datadir.mkdir(parents=True, exist_ok=True)
-    handle = open(datadir / LOCK_NAME, "a+")
+    try:
+        datadir.mkdir(parents=True, exist_ok=True)
+        handle = open(datadir / LOCK_NAME, "a+")
+    except OSError as exc:
+        raise SettingsError(f"cannot use the data directory {datadir}: {exc.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -55,10 +58,10 @@ def check_web_port(settings: Settings) -> None:
         try:
             probe.bind((web.host, web.port))
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise SettingsError(f"web port {web.port} on {web.host} is in use: give each worker its own "
-                                "--web-port, or --without-web") from None
+            if exc.errno == errno.EADDRINUSE:
+                raise SettingsError(f"web port {web.port} on {web.host} is in use: give each worker its own "
+                                    "--web-port, or --without-web") from None
+            raise SettingsError(f"cannot serve the web endpoints on {web.host}:{web.port}: {exc.strerror}") from None
 
 
 def _reachable(hostport: str) -> bool:
