@@ -21,6 +21,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 FORMAT = "seqrec-checkpoint"
 FORMAT_VERSION = 1
 _PLAIN = (str, int, float, bool, type(None))
+# How torch's weights-only unpickler names a class it will not rebuild.
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 @dataclass
@@ -170,10 +173,14 @@ def read_payload(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, truncated file, a pickle weights_only refuses, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from exc
+        # torch's own message advises weights_only=False: wrong for garbage, unsafe for a pickle.
+        refused = _REFUSED_GLOBAL.search(str(exc))
+        if refused:
+            raise CheckpointError(f"not a seqrec checkpoint: {path} holds a pickled {refused.group(1)} object, "
+                                  "which is refused (checkpoints hold plain types and tensors only)") from None
+        raise CheckpointError(f"not a seqrec checkpoint: {path}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a seqrec checkpoint (no format={FORMAT!r} marker)")
+        raise CheckpointError(f"not a seqrec checkpoint: {path} (no format={FORMAT!r} marker)")
     if payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {payload.get('format_version')!r}, this code reads {FORMAT_VERSION}"

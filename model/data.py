@@ -127,6 +127,11 @@ class SequenceDataset:
     users: list[str]
     sequences: list[list[str]]  # sequences[u] is users[u]'s history, oldest first
     item_attributes: dict[str, list[str]] | None = None  # raw item id -> attribute/category ids
+    source: str = ""  # the file it was read from, for error messages
+
+    @property
+    def where(self) -> str:
+        return self.source or self.name
 
     @property
     def n_interactions(self) -> int:
@@ -180,6 +185,13 @@ def _sequences_from_pairs(pairs: Iterable[tuple[str, str]]) -> tuple[list[str], 
     return users, [by_user[u] for u in users]
 
 
+def _integer_ids(path: Path, n: int, line: str, parts: list[str]) -> list[str]:
+    """The SASRec and S3Rec text formats hold integer ids only; anything else is a broken file."""
+    if not all(p.isdigit() for p in parts):
+        raise DataError(f"{path}:{n}: ids must be integers in this format, got {line.strip()[:80]!r}")
+    return parts
+
+
 def _read_sasrec(path: Path) -> tuple[list[str], list[list[str]]]:
     def pairs() -> Iterator[tuple[str, str]]:
         with _open_text(path) as f:
@@ -189,7 +201,8 @@ def _read_sasrec(path: Path) -> tuple[list[str], list[list[str]]]:
                     continue
                 if len(parts) != 2:
                     raise DataError(f"{path}:{n}: expected `user item`, got {line.strip()[:80]!r}")
-                yield parts[0], parts[1]
+                user, item = _integer_ids(path, n, line, parts)
+                yield user, item
 
     return _sequences_from_pairs(pairs())
 
@@ -203,8 +216,9 @@ def _read_s3rec(path: Path) -> tuple[list[str], list[list[str]]]:
                 continue
             if len(parts) < 2:
                 raise DataError(f"{path}:{n}: expected `user item item ...`, got {line.strip()[:80]!r}")
-            users.append(parts[0])
-            seqs.append(parts[1:])
+            user, *items = _integer_ids(path, n, line, parts)
+            users.append(user)
+            seqs.append(items)
     return users, seqs
 
 
@@ -352,7 +366,7 @@ def load_dataset(path: str | Path, fmt: str | None = None, attributes: str | Pat
         raise DataError(f"{path}: no interactions found")
     name = path.name.split(".")[0]
     log.info("loaded %s (%s): %d users, %d interactions", path, fmt, len(users), sum(map(len, seqs)))
-    return SequenceDataset(name=name, users=users, sequences=seqs, item_attributes=attrs)
+    return SequenceDataset(name=name, users=users, sequences=seqs, item_attributes=attrs, source=str(path))
 
 
 # ---- leave-one-out split and batches --------------------------------------------------------------

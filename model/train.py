@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from model.checkpoint import load_checkpoint, read_payload, save_checkpoint
 from model.config import ModelConfig
 from model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
-from model.errors import CheckpointError
+from model.errors import CheckpointError, DataError
 from model.evaluate import evaluate_split
 from model.inference import default_device
 from model.sasrec import OBJECTIVES, SASRec
@@ -115,6 +115,15 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, enabled=False)
 
 
+def _require_trainable(dataset: SequenceDataset, split: Split, n_windows: int) -> None:
+    """Leave-one-out needs a user with 3 items (train, validate, test) and one with 2 training items."""
+    if not any(split.valid_target):
+        raise DataError(f"{dataset.where}: every user has fewer than 3 items; leave-one-out training needs users "
+                        "with 3 or more (train, validation and test items)")
+    if n_windows == 0:
+        raise DataError(f"{dataset.where}: no user has 2 training items (4 or more in all); nothing to learn from")
+
+
 def _validate(model: SASRec, split: Split, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
     return evaluate_split(model, split, "valid", ks=(10,), exclude_seen=cfg.exclude_seen,
                           batch_size=cfg.eval_batch_size, device=device)
@@ -166,6 +175,7 @@ def train(
         model = SASRec(model_config).to(device)
     split = leave_one_out(dataset, item_map)
     inputs, targets = training_tensors(split, model_config.max_len)
+    _require_trainable(dataset, split, inputs.shape[0])
     popularity = split.item_counts()
     fingerprint = dataset.fingerprint()
     categories = item_categories(dataset, item_map)

@@ -4,7 +4,7 @@ SeqrecError                (model/errors.py)
  ├── CheckpointError       a checkpoint is unreadable, corrupt or incompatible
  ├── DataError             a dataset file is missing or malformed
  ├── BrokerError           a Kafka broker could not be started, reached or stopped
- └── ConfigError           the settings (environment, options) are invalid
+ └── ConfigError           a setting is invalid or cannot work (exit code 2, like a usage error)
 
 A click that breaks its contract is not an exception: pipeline/source.py returns a Rejection and the
 worker dead-letters it.

@@ -21,26 +21,17 @@ from typing import Any
 from model.errors import CheckpointError
 from model.inference import Recommender
 from pipeline.metrics import Metrics
-from pipeline.model_store import DirectoryModelStore, ModelStore
+from pipeline.model_store import DirectoryModelStore, ModelStore, incompatibility
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The architecture a deployment serves. Its latency and batch sizes were measured and sized for
-# it, so a change of these is a new deployment, not a hot-swap (ours). The catalogue may grow or
-# be renumbered freely: histories are kept as raw item ids.
-PINNED_FIELDS = ("attention", "d_model", "n_heads", "n_blocks", "max_len")
-
-
 def check_compatible(old: Recommender, new: Recommender) -> None:
     """Raise CheckpointError when `new` cannot replace `old` in a running worker."""
-    old_cfg, new_cfg = old.model.config, new.model.config
-    for name in PINNED_FIELDS:
-        if getattr(old_cfg, name) != getattr(new_cfg, name):
-            raise CheckpointError(
-                f"incompatible: {name} is {getattr(new_cfg, name)!r}, the serving model has {getattr(old_cfg, name)!r}"
-            )
+    reason = incompatibility(old.model.config.to_dict(), new.model.config.to_dict())
+    if reason is not None:
+        raise CheckpointError(f"incompatible: {reason}")
 
 
 def smoke_test(recommender: Recommender, k: int) -> None:

@@ -11,6 +11,10 @@ between the retrain job and the workers):
 
 Every write goes to a temp file, is fsynced and renamed into place, so a reader never sees a
 half-written checkpoint or pointer.
+
+Promoting a version whose architecture differs from the serving one's is refused: running
+workers would refuse it too and keep the old model, while the store would say the new one serves
+and a worker started later would serve it (a mixed fleet). `force_incompatible` overrides.
 """
 
 from __future__ import annotations
@@ -23,8 +27,26 @@ from typing import Any, Protocol
 
 from model.checkpoint import read_payload, write_atomically
 from model.errors import CheckpointError
+from model.train import SELECT_METRIC
 
 log = logging.getLogger(__name__)
+
+# The architecture a deployment serves. Its latency and batch sizes were measured and sized for
+# it, so a change of these is a new deployment, not a hot-swap (ours). The catalogue may grow or
+# be renumbered freely: histories are kept as raw item ids.
+PINNED_FIELDS = ("attention", "d_model", "n_heads", "n_blocks", "max_len")
+
+
+class IncompatibleVersionError(CheckpointError):
+    """A version whose architecture the running workers would refuse."""
+
+
+def incompatibility(serving: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a model of config `new` cannot replace one of config `serving` in a running worker."""
+    for name in PINNED_FIELDS:
+        if serving.get(name) != new.get(name):
+            return f"{name} is {new.get(name)!r}, the serving model has {serving.get(name)!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,15 +57,24 @@ class VersionInfo:
     n_items: int
     metrics: dict[str, Any]
     path: Path
+    config: dict[str, Any]
+    error: str | None = None  # why the file cannot be read; the other fields are then empty
+
+    @property
+    def quality(self) -> float | None:
+        """The validation metric training selected the model on, when the checkpoint has it."""
+        valid = self.metrics.get("valid")
+        value = valid.get(SELECT_METRIC) if isinstance(valid, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
 
 
 class ModelStore(Protocol):
-    def publish(self, checkpoint: Path, promote: bool = True) -> str: ...
+    def publish(self, checkpoint: Path, promote: bool = True, force_incompatible: bool = False) -> str: ...
     def versions(self) -> list[VersionInfo]: ...
     def info(self, version: str) -> VersionInfo: ...
     def latest(self) -> str | None: ...
     def checkpoint_path(self, version: str) -> Path: ...
-    def promote(self, version: str) -> None: ...
+    def promote(self, version: str, force_incompatible: bool = False) -> None: ...
     def rollback(self) -> str: ...
 
 
@@ -74,11 +105,19 @@ class DirectoryModelStore:
             n_items=int(config.get("n_items", 0)),
             metrics=dict(payload.get("metrics") or {}),
             path=path,
+            config=dict(config),
         )
 
     def versions(self) -> list[VersionInfo]:
-        """All stored versions, in the order they were published."""
-        return [self.info(p.stem) for p in self._stored_by_age()]
+        """All stored versions, in the order they were published; an unreadable file is listed
+        with its `error` instead of hiding the others."""
+        return [self._info_or_error(p) for p in self._stored_by_age()]
+
+    def _info_or_error(self, path: Path) -> VersionInfo:
+        try:
+            return self.info(path.stem)
+        except (CheckpointError, OSError) as exc:
+            return VersionInfo(path.stem, "", "?", 0, {}, path, {}, error=str(exc))
 
     def _stored_by_age(self) -> list[Path]:
         # Publish order, not name order: two versions saved in one second differ only by hash.
@@ -95,26 +134,51 @@ class DirectoryModelStore:
         return path.read_text().strip() or None
 
     # -- writing ---------------------------------------------------------------------------
-    def publish(self, checkpoint: str | Path, promote: bool = True) -> str:
-        """Copy a checkpoint into the store (after checking it reads) and, by default, promote it."""
+    def publish(self, checkpoint: str | Path, promote: bool = True, force_incompatible: bool = False) -> str:
+        """Copy a checkpoint into the store (after checking it reads) and, by default, promote it.
+        A checkpoint that cannot replace the serving version is refused before it is copied."""
         payload = read_payload(checkpoint)  # refuses corrupt or foreign files before they enter
         version = payload.get("version")
         if not isinstance(version, str) or not version:
             raise CheckpointError(f"{checkpoint}: checkpoint has no version")
+        if promote:
+            self._check_replaces_serving(version, dict(payload.get("config") or {}), force_incompatible)
         target = self.versions_dir / f"{version}.pt"
         if not target.exists():
             with open(checkpoint, "rb") as src:
                 write_atomically(target, src.read())
         log.info("published version %s to %s", version, self.root)
         if promote:
-            self.promote(version)
+            self._serve(version)
         return version
 
-    def promote(self, version: str) -> None:
-        self.checkpoint_path(version)  # must exist
+    def promote(self, version: str, force_incompatible: bool = False) -> None:
+        self._check_replaces_serving(version, self.info(version).config, force_incompatible)
+        self._serve(version)
+
+    def _serve(self, version: str) -> None:
         history = [v for v in self.history() if v != version] + [version]
         self._set_history(history)
         self._prune()
+
+    def _check_replaces_serving(self, version: str, config: dict[str, Any], force: bool) -> None:
+        serving = self.latest()
+        if serving is None or serving == version:
+            return
+        try:
+            serving_config = self.info(serving).config
+        except CheckpointError as exc:  # a broken serving version: replacing it is the cure
+            log.warning("serving version %s is unreadable (%s); not comparing architectures", serving, exc)
+            return
+        reason = incompatibility(serving_config, config)
+        if reason is None:
+            return
+        if not force:
+            raise IncompatibleVersionError(
+                f"version {version} cannot replace the serving version {serving}: {reason}; running workers "
+                "would refuse it and keep the old model (--force-incompatible overrides)")
+        log.warning("promoting incompatible version %s (%s): running workers keep serving %s until restarted; "
+                    "workers started from now on serve %s", version, reason, serving, version)
 
     def rollback(self) -> str:
         """Serve the previously promoted version again; returns it."""

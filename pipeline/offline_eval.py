@@ -82,10 +82,14 @@ class RunResult:
     versions: list[tuple[int, str]]  # (log time ms from which it served, version)
     batch_latency_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # Latency of work that waited behind a backlog (a replay's catch-up), drawn apart.
+    catchup_latency_ms: list[float] = field(default_factory=list)
+    latency_label: str = "latency per model call (ms)"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.report.to_dict(), "versions": self.versions,
-                "batch_latency_ms": self.batch_latency_ms, "seconds": self.seconds}
+                "batch_latency_ms": self.batch_latency_ms, "catchup_latency_ms": self.catchup_latency_ms,
+                "latency_label": self.latency_label, "seconds": self.seconds}
 
 
 @dataclass(frozen=True)

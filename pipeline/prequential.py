@@ -62,6 +62,14 @@ class PrequentialReport:
                 "first_clicks": self.first_clicks, "unanswered": self.unanswered}
 
 
+def fitting_window_ms(span_ms: int, windows: int = 20) -> int:
+    """A round window length (1 s, 2 s, 5 s, 10 s, ... 1 min, 5 min, ... 1 day) that cuts a span
+    of log time into about `windows` windows, so a plot over the span has points to show."""
+    steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 43_200, 86_400]
+    wanted = span_ms / 1000 / windows
+    return 1000 * next((s for s in steps if s >= wanted), steps[-1])
+
+
 def score_shown_lists(
     clicks: Sequence[ClickEvent],
     shown: Mapping[str, Sequence[str]],

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pipeline.offline_eval import RunResult  # noqa: E402
@@ -17,6 +18,35 @@ from pipeline.offline_eval import RunResult  # noqa: E402
 
 def _day(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _time_axis(ax: plt.Axes, runs: Sequence[RunResult]) -> None:
+    """Dates that read at any span, from seconds (a demo) to years (a log), over the same range
+    in every time plot: from the first window or version to the last."""
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    times = [t for r in runs for t in [w["start_ms"] for w in r.report.windows] + [t for t, _ in r.versions]]
+    if times:
+        margin = max((max(times) - min(times)) * 0.03, 500)
+        ax.set_xlim(_day(min(times) - margin), _day(max(times) + margin))
+
+
+def _latency_plot(runs: Sequence[RunResult], path: Path) -> None:
+    """One histogram of the steady traffic; a second beside it when some runs had a backlog to
+    catch up on, so seconds of queueing do not pass for the system's latency."""
+    panels = [("live", lambda r: r.batch_latency_ms)]
+    if any(r.catchup_latency_ms for r in runs):
+        panels.append(("catch-up: sent while a backlog was being answered", lambda r: r.catchup_latency_ms))
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], panels):
+        for run in runs:
+            if values(run):
+                ax.hist(values(run), bins=40, alpha=0.5, label=f"{run.name} ({len(values(run)):,})")
+        ax.set(title=f"{runs[0].latency_label if runs else 'latency (ms)'}: {name}", xlabel="ms", ylabel="count")
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def write_report(runs: Sequence[RunResult], out_dir: str | Path, title: str, metric: str = "NDCG@10") -> Path:
@@ -31,18 +61,11 @@ def write_report(runs: Sequence[RunResult], out_dir: str | Path, title: str, met
                 marker=".", label=run.name)
     ax.set(title=f"{metric} per window of log time", ylabel=metric)
     ax.legend(fontsize=8)
-    fig.autofmt_xdate()
+    _time_axis(ax, runs)
     fig.savefig(out / "metric_over_time.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for run in runs:
-        if run.batch_latency_ms:
-            ax.hist(run.batch_latency_ms, bins=40, alpha=0.5, label=run.name)
-    ax.set(title="latency per model call (ms)", xlabel="ms", ylabel="calls")
-    ax.legend(fontsize=8)
-    fig.savefig(out / "latency.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _latency_plot(runs, out / "latency.png")
 
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.5 * len(runs)))
     for row, run in enumerate(runs):
@@ -50,7 +73,7 @@ def write_report(runs: Sequence[RunResult], out_dir: str | Path, title: str, met
         ax.scatter(times, [row] * len(times), marker="|", s=300)
     ax.set_yticks(range(len(runs)), [r.name for r in runs])
     ax.set(title="model versions serving (a mark = a new version)")
-    fig.autofmt_xdate()
+    _time_axis(ax, runs)
     fig.savefig(out / "versions.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -73,6 +73,8 @@ class KafkaSettings(BaseModel):
     # How often acked offsets are committed; a crash replays at most this much (at-least-once).
     commit_interval_s: float = Field(1.0, gt=0)
     security: KafkaSecuritySettings = KafkaSecuritySettings()
+    # How long a starting worker waits for the broker before it gives up with one line.
+    broker_wait_s: float = Field(10.0, gt=0)
 
 
 class StoreSettings(BaseModel):

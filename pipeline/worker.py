@@ -4,7 +4,9 @@ hand the loop to Faust's Worker (which handles SIGTERM/SIGINT as a graceful shut
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from typing import Any
 
 from pipeline.app import build_app
 from pipeline.agents import wire
@@ -13,6 +15,7 @@ from pipeline.kafka_security import open_client
 from pipeline.settings import KafkaSecuritySettings
 from pipeline.hotswap import follow_model_store, serving_checkpoint
 from pipeline.metrics import Health, Metrics
+from pipeline.preflight import preflight
 from pipeline.runner import Runner, load_recommender
 from pipeline.settings import Settings
 
@@ -65,10 +68,28 @@ def partition_counts(bootstrap: str, names: list[str], timeout_s: float,
         consumer.close()
 
 
+def plain_logging_config(level: str) -> dict[str, Any] | None:
+    """The worker's logging when stderr is not a terminal: no colour codes. Faust's colour
+    formatter asks whether *stdout* is a terminal but writes to stderr, so `seqrec worker 2>log`
+    from a shell filled the log with ANSI codes. None keeps Faust's colours on a terminal."""
+    if sys.stderr.isatty():
+        return None
+    from mode.utils.logging import DEFAULT_FORMAT
+
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"()": "mode.utils.logging.DefaultFormatter", "format": DEFAULT_FORMAT}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["default"]},
+    }
+
+
 def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     """Serve until stopped. Blocks; exits the process through Faust's Worker."""
     from faust.worker import Worker
 
+    datadir_lock = preflight(settings)  # held (open) for the life of the process
     checkpoint = serving_checkpoint(settings)
     if torch_threads:
         import torch
@@ -88,7 +109,8 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     wire(app, settings, runner, metrics, health, same_partitioning=same)
     if settings.serving.model_store is not None:
         follow_model_store(app, settings, runner, metrics)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+                    logging_config=plain_logging_config(settings.log_level))
     # Faust always makes a terminal spinner, whose handler sets the root logger to DEBUG: every
     # debug call in aiokafka and Faust then builds a LogRecord (about 5 per click, measured).
     worker.spinner = None

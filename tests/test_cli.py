@@ -43,3 +43,10 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert cmd.help, f"`seqrec {' '.join(path)}` has no help text"
         assert main([*path, "--help"]) == 0, path
         assert "Usage: seqrec " + " ".join(path) in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"seqrec {version('seqrec')}"

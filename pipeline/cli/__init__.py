@@ -8,10 +8,11 @@ import sys
 
 import click
 
-from pipeline.errors import SeqrecError
+from pipeline.errors import SeqrecError, ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqrec", prog_name="seqrec", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """seqrec: a real-time sequential recommender on Kafka.
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("seqrec: aborted", err=True)
         return 130
+    except ConfigError as exc:  # a setting that cannot work is a usage error
+        click.echo(f"seqrec: error: {exc}", err=True)
+        return 2
     except SeqrecError as exc:
         click.echo(f"seqrec: error: {exc}", err=True)
         return 1

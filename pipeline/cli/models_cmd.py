@@ -18,6 +18,10 @@ store_option = click.option(
     envvar="SEQREC_MODEL_STORE",
     help="Model store directory (env SEQREC_MODEL_STORE).",
 )
+force_option = click.option(
+    "--force-incompatible", is_flag=True,
+    help="Serve it even if its architecture differs from the serving version's: running workers keep "
+         "the old model until restarted, workers started later serve the new one.")
 
 
 @click.group()
@@ -29,21 +33,25 @@ def models() -> None:
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_versions(store_dir: Path, as_json: bool) -> None:
-    """List stored versions, oldest first; `*` marks the serving one."""
+    """List stored versions, oldest first; `*` marks the serving one, `!` an unreadable file."""
     store = DirectoryModelStore(store_dir)
     latest = store.latest()
     rows = store.versions()
     if as_json:
         click.echo(json.dumps([{"version": r.version, "serving": r.version == latest, "attention": r.attention,
-                                "n_items": r.n_items, "created_at": r.created_at, "metrics": r.metrics} for r in rows]))
+                                "n_items": r.n_items, "created_at": r.created_at, "metrics": r.metrics,
+                                "valid_ndcg@10": r.quality, "error": r.error} for r in rows]))
         return
     if not rows:
         click.echo(f"no versions in {store_dir}")
         return
     for r in rows:
-        ndcg = r.metrics.get("valid", {}).get("ndcg@10") if isinstance(r.metrics.get("valid"), dict) else None
-        quality = f"  valid NDCG@10 {ndcg:.4f}" if isinstance(ndcg, float) else ""
-        click.echo(f"{'*' if r.version == latest else ' '} {r.version}  {r.attention:8s} {r.n_items:>7d} items{quality}")
+        mark = "*" if r.version == latest else " "
+        if r.error:
+            click.echo(f"{mark}!{r.version}  unreadable: {r.error}")
+            continue
+        quality = f"  valid NDCG@10 {r.quality:.4f}" if r.quality is not None else ""
+        click.echo(f"{mark} {r.version}  {r.attention:8s} {r.n_items:>7d} items{quality}")
 
 
 @models.command()
@@ -60,18 +68,26 @@ def show(store_dir: Path, version: str) -> None:
 @store_option
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-promote", is_flag=True, help="Store it without making it the serving version.")
-def publish(store_dir: Path, checkpoint: Path, no_promote: bool) -> None:
-    """Copy a checkpoint into the store and (by default) make it the serving version."""
-    version = DirectoryModelStore(store_dir).publish(checkpoint, promote=not no_promote)
+@force_option
+def publish(store_dir: Path, checkpoint: Path, no_promote: bool, force_incompatible: bool) -> None:
+    """Copy a checkpoint into the store and (by default) make it the serving version.
+
+    Refused when its architecture differs from the serving version's (running workers would
+    refuse it): see --force-incompatible."""
+    version = DirectoryModelStore(store_dir).publish(checkpoint, promote=not no_promote,
+                                                     force_incompatible=force_incompatible)
     click.echo(version)
 
 
 @models.command()
 @store_option
 @click.argument("version")
-def promote(store_dir: Path, version: str) -> None:
-    """Make a stored version the serving one; running workers hot-swap to it."""
-    DirectoryModelStore(store_dir).promote(version)
+@force_option
+def promote(store_dir: Path, version: str, force_incompatible: bool) -> None:
+    """Make a stored version the serving one; running workers hot-swap to it.
+
+    Refused when its architecture differs from the serving version's: see --force-incompatible."""
+    DirectoryModelStore(store_dir).promote(version, force_incompatible=force_incompatible)
     click.echo(f"serving {version}")
 
 

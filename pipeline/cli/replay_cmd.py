@@ -86,6 +86,8 @@ def replay(log: Path, topic: str, speed: float | None, limit: int | None, keep_t
               help="never, a click count (5000) or log time (6h, 1d); repeat to compare. Default never.")
 @click.option("--retrain-epochs", type=click.IntRange(min=1), default=3, show_default=True,
               help="Epochs of each simulated retrain.")
+@click.option("--gate-tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="A simulated retrain publishes when new >= serving - this (as `seqrec retrain --tolerance`).")
 @click.option("--k", "ks", multiple=True, type=click.IntRange(min=1), default=(5, 10), show_default=True,
               help="Cut-offs for HR/NDCG/MRR.")
 @click.option("--window", default="1d", show_default=True, help="Window of log time for metrics over time.")
@@ -103,6 +105,7 @@ def replay(log: Path, topic: str, speed: float | None, limit: int | None, keep_t
               help="Write report.md, plots and report.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print every number as JSON.")
 def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence], retrain_epochs: int,
+                    gate_tolerance: float,
                     ks: tuple[int, ...], window: str, limit: int | None, warmup: float, history_len: int, via_kafka: bool,
                     clicks_topic: str, recommendations_topic: str, speed: float | None, bootstrap: str,
                     report_dir: Path | None, as_json: bool) -> None:
@@ -120,7 +123,8 @@ def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence],
         raise click.BadParameter("the window is a span of log time such as 6h or 1d", param_hint="--window")
     options = EvalOptions(ks=tuple(sorted(ks)), window_ms=int(window_cadence.every_seconds * 1000),
                           history_len=history_len, warmup_fraction=warmup,
-                          retrain=replace(EvalOptions().retrain, epochs=retrain_epochs))
+                          retrain=replace(EvalOptions().retrain, epochs=retrain_epochs),
+                          gate=replace(EvalOptions().gate, tolerance=gate_tolerance))
     clicks = _load_log(log, limit)
     if not clicks:
         raise click.UsageError(f"{log} holds no valid clicks")

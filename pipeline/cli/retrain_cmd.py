@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -48,11 +49,11 @@ def retrain(store_dir: Path, log_path: Path | None, topic: str | None, bootstrap
         raise click.UsageError("give exactly one of --log and --topic")
     store = DirectoryModelStore(store_dir)
     policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout)
-    train_config = TrainConfig(epochs=epochs, patience=3)
+    train_config = TrainConfig(epochs=epochs, patience=3, progress=sys.stderr.isatty())  # no bars in log files
     security = kafka_security() if topic else None
     while True:
-        clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic, security=security)
-        try:
+        try:  # reading is part of the run: a topic not there yet or a broker away fails only this run
+            clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic, security=security)
             outcome = retrain_once(clicks, store, policy=policy, train_config=train_config,
                                    model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run)
             click.echo(outcome.line())

@@ -21,6 +21,7 @@ _OVERRIDES: dict[str, tuple[str | None, str]] = {
     "heartbeat_interval": ("kafka", "heartbeat_interval_s"),
     "rebalance_timeout": ("kafka", "rebalance_timeout_s"),
     "commit_interval": ("kafka", "commit_interval_s"),
+    "broker_wait": ("kafka", "broker_wait_s"),
     "datadir": ("store", "datadir"),
     "history_len": ("store", "history_len"),
     "session_gap": ("store", "session_gap_s"),
@@ -60,6 +61,8 @@ def settings_from_options(**options: Any):
               help="Log consumed clicks and produced recommendations here (rotated JSONL), for replay.")
 @click.option("--model-poll", type=click.FloatRange(min=0.1), help="Seconds between looks at the model store.")
 @click.option("--brokers", help="Kafka bootstrap servers, host:port[,host:port].")
+@click.option("--broker-wait", type=click.FloatRange(min=0.1),
+              help="Seconds to wait for the broker at start before giving up (default 10).")
 @click.option("--app-id", help="Faust app id: consumer group and changelog prefix.")
 @click.option("--datadir", type=click.Path(file_okay=False, path_type=Path), help="This worker's own RocksDB directory.")
 @click.option("--web-port", type=int, help="Port of /metrics, /healthz, /ready (one per worker on a host).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -41,14 +42,24 @@ def test_round_trip_gives_identical_scores(tmp_path: Path) -> None:
 def test_corrupt_and_missing_files(tmp_path: Path) -> None:
     path, _ = saved(tmp_path)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
-        load_checkpoint(path)
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
-        load_checkpoint(path)
+    for garbage in (data[: len(data) // 2], b"not a checkpoint"):
+        path.write_bytes(garbage)
+        with pytest.raises(CheckpointError) as caught:
+            load_checkpoint(path)
+        # torch's advice to load with weights_only=False is wrong for garbage and unsafe.
+        assert str(caught.value) == f"not a seqrec checkpoint: {path}"
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_pickled_object_is_refused_by_name(tmp_path: Path) -> None:
+    path, _ = saved(tmp_path)
+    payload = read_payload(path)
+    payload["extra"] = argparse.Namespace(lr=0.001)  # what a script saving its `args` leaves behind
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"holds a pickled argparse\.Namespace object, which is refused") as caught:
+        load_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
 
 
 def _rewrite(path: Path, change) -> None:

@@ -60,3 +60,24 @@ def test_bad_arguments_are_usage_errors(log_csv: Path, tmp_path: Path, capsys) -
     assert main(["train", "--data", str(log_csv)]) == 2  # --out missing
     assert main(["evaluate", str(tmp_path / "nope.pt"), "--data", str(log_csv)]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        # Every user has fewer than 3 items: nothing to validate on (was a ZeroDivisionError).
+        ([f"{u} {i}" for u in range(1, 40) for i in (u, u + 1)], "{path}: every user has fewer than 3 items"),
+        # A SASRec file with a non-integer id (was a ValueError traceback).
+        ([f"{u} {i}" for u in range(1, 40) for i in range(1, 7)][:10] + ["1 x"] +
+         [f"{u} {i}" for u in range(1, 40) for i in range(1, 7)][10:], "{path}:11: ids must be integers"),
+    ],
+    ids=["fewer-than-3-items", "non-integer-id"],
+)
+def test_bad_training_data_is_one_line_naming_file_and_line(lines: list[str], message: str, tmp_path: Path,
+                                                            capsys) -> None:
+    path = tmp_path / "pairs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    rc = main(["train", "--data", str(path), "--out", str(tmp_path / "o"), "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert err[0].startswith("seqrec: error: " + message.format(path=path)), err

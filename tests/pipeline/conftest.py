@@ -65,11 +65,9 @@ class Deployment:
     def changelog(self) -> str:
         return f"{self.app_id}-user-history-changelog"
 
-    def worker(self, *extra: str) -> WorkerProcess:
-        n = len(self.workers)
-        port = free_port()
-        datadir = self.root / f"worker{n}"
-        args = [
+    def worker_args(self, datadir: Path, port: int, *extra: str) -> list[str]:
+        """`seqrec worker` options for a worker of this deployment."""
+        return [
             "--checkpoint", str(self.checkpoint), "--brokers", self.bootstrap,
             "--app-id", self.app_id, "--datadir", str(datadir), "--web-port", str(port),
             "--clicks-topic", self.clicks, "--recommendations-topic", self.recommendations,
@@ -79,6 +77,12 @@ class Deployment:
             "--commit-interval", "0.5", "--max-wait-ms", "5", "--torch-threads", "1",
             "--log-level", "info", *extra,
         ]
+
+    def worker(self, *extra: str) -> WorkerProcess:
+        n = len(self.workers)
+        port = free_port()
+        datadir = self.root / f"worker{n}"
+        args = self.worker_args(datadir, port, *extra)
         w = WorkerProcess(args, log_path=self.root / f"worker{n}.log", web_port=port, datadir=datadir, env=self.env)
         self.workers.append(w)
         return w.start()

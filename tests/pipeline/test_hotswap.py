@@ -61,7 +61,7 @@ def test_new_version_and_rollback_swap_in(serving, tmp_path: Path) -> None:
 def test_incompatible_version_is_refused_and_old_keeps_serving(serving, tmp_path: Path, make_bad, reason) -> None:
     store, runner, swapper, swapped = serving
     v1 = runner.version
-    bad = store.publish(make_bad(tmp_path))
+    bad = store.publish(make_bad(tmp_path), force_incompatible=True)  # as an operator could
     assert asyncio.run(swapper.check()) is None
     assert runner.version == v1 and not swapped
     assert reason in swapper.refused[bad]
@@ -77,4 +77,19 @@ def test_corrupt_file_in_the_store_is_refused(serving) -> None:
     (store.root / "LATEST").write_text("20990101T000000Z-deadbeef\n")
     assert asyncio.run(swapper.check()) is None
     assert runner.version == v1
-    assert "cannot read checkpoint" in swapper.refused["20990101T000000Z-deadbeef"]
+    assert "not a seqrec checkpoint" in swapper.refused["20990101T000000Z-deadbeef"]
+
+
+def test_model_with_non_finite_outputs_is_refused_by_the_smoke_test(serving, tmp_path: Path) -> None:
+    store, runner, swapper, swapped = serving
+    v1 = runner.version
+    path = checkpoint(tmp_path / "nan.pt", 4)
+    broken = Recommender.from_checkpoint(path)
+    with torch.no_grad():
+        broken.model.ln_final.weight.fill_(float("nan"))  # a diverged training run
+    save_checkpoint(path, broken.model, broken.item_map, data_fingerprint="nan", metrics={})
+    bad = store.publish(path)  # it reads and fits the architecture: only running it shows the fault
+    assert asyncio.run(swapper.check()) is None
+    assert runner.version == v1 and not swapped
+    assert "non-finite scores" in swapper.refused[bad]
+    assert asyncio.run(runner.score([["i1"]]))[0] == v1

@@ -36,6 +36,7 @@ def test_evaluate_replay_compares_cadences_and_writes_a_report(log_and_checkpoin
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "evaluate-replay", str(log), "--model", f"soft={checkpoint}",
          "--retrain-every", "never", "--retrain-every", str(n_clicks * 3 // 4), "--retrain-epochs", "1",
+         "--gate-tolerance", "1",  # every retrain publishes: the cadence must show in the versions
          "--warmup", "0.5", "--report", str(report_dir), "--json"],
         capture_output=True, text=True, timeout=600,
     )
@@ -48,7 +49,9 @@ def test_evaluate_replay_compares_cadences_and_writes_a_report(log_and_checkpoin
         assert run["unanswered"] == 0
         assert 0.0 < run["overall"]["HR@10"] <= 1.0
     assert len(runs[0]["versions"]) == 1
-    assert len(runs[1]["versions"]) in (1, 2)  # the gate may keep the old model
+    retrained = runs[1]["versions"]
+    assert len(retrained) == 2, "one retrain at 3/4 of the log, published"
+    assert retrained[0][1] == runs[0]["versions"][0][1] and retrained[1][1] != retrained[0][1]
     for name in ("report.md", "report.json", "metric_over_time.png", "latency.png", "versions.png", "coverage.png"):
         assert (report_dir / name).stat().st_size > 0, name
     assert "soft, retrain never" in (report_dir / "report.md").read_text()

@@ -3,6 +3,8 @@ clicks flow, bad versions are refused while the old one serves, rollback goes ba
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -56,6 +58,12 @@ def worker_following_store(d, tmp_path: Path):
     return store, w
 
 
+def publish_with_cli(store: DirectoryModelStore, checkpoint: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "models", "publish", str(checkpoint),
+                             "--store", str(store.root)], capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout.strip()
+
+
 def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_models, tmp_path: Path) -> None:
     d = deployment
     store, w = worker_following_store(d, tmp_path)
@@ -73,7 +81,7 @@ def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_
     producer = threading.Thread(target=produce)
     producer.start()
     time.sleep(4)
-    v2 = store.publish(other_models["same_shape"])
+    v2 = publish_with_cli(store, other_models["same_shape"])  # as an operator does
     producer.join()
 
     versions = versions_of(d, "s", len(stream), timeout_s=120)
@@ -101,7 +109,7 @@ def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: P
     assert store.rollback() == v1
     assert served_by("b") == {v1}, "rollback must return serving to the previous version"
 
-    store.publish(other_models["wider"])  # a valid checkpoint of another architecture
+    store.publish(other_models["wider"], force_incompatible=True)  # a valid checkpoint of another architecture
     assert served_by("c") == {v1}
     # A damaged volume: the pointer names a garbage file.
     (store.versions_dir / "20990101T000000Z-deadbeef.pt").write_bytes(b"garbage")
