@@ -51,15 +51,18 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
     summary.json (genatt_compare.py writes both)."""
     metrics = json.loads((run / "metrics.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
     result = {"set": set_name, "loss": summary.get("loss", "ce"), "kind": summary["attention"],
               "options": summary["options"], "seed": seed, "epochs": metrics["epochs_run"],
               "best_epoch": metrics["best_epoch"], "seconds_per_epoch": round(metrics["seconds_per_epoch"], 1),
               "train_args": {k: v for k, v in summary["args"].items() if k not in ("data", "out", "option", "threads")},
-              "valid": metrics["valid"], "test": metrics["test"]}
+              "valid": metrics["valid"], "test": metrics["test"],
+              # the attention kinds' weighted aux loss (vgenatt's beta * KL) in the best epoch: the latent's use
+              "aux_at_best": next((h["aux"] for h in history if h["epoch"] == metrics["best_epoch"]), None)}
     if paired is not None:
         result["paired"] = paired
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{set_name}_{result['loss'].replace(':', '')}_{run.parent.name}_seed{seed}.json"
+    path = folder / f"{set_name}_{result['loss'].replace(':', '')}_{run.parent.name.replace('=', '-')}_seed{seed}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
 
