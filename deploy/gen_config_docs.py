@@ -26,10 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import click  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from pipeline.settings import DEPRECATED_ENV, Settings, env_name, leaf_fields  # noqa: E402
-
-# Read directly, outside Settings: not ours to rename (the test of the configuration checks the list).
-OTHER_ENV = {"JAVA_HOME": "the Java of the local development broker (`seqrec kafka start`)"}
+from pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,12 @@ def settings_env_vars() -> dict[str, tuple[str, ...]]:
     return {row.env: row.path for row in settings_rows()}
 
 
-def commands(group: click.Group | None = None, path: tuple[str, ...] = ()) -> dict[str, click.Command]:
+def commands() -> dict[str, click.Command]:
     """Every `seqrec` sub-command by its path ("worker", "models list"...)."""
-    if group is None:
-        from pipeline.cli import cli as group
-    found: dict[str, click.Command] = {}
-    for name, command in group.commands.items():
-        found[" ".join(path + (name,))] = command
-        if isinstance(command, click.Group):
-            found.update(commands(command, path + (name,)))
-    return found
+    from pipeline.cli import cli  # loads torch: only when the options are asked for
+    from pipeline.cli.options import all_commands
+
+    return all_commands(cli)
 
 
 def setting_options() -> dict[tuple[str, ...], dict[str, list[str]]]:

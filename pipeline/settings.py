@@ -37,6 +37,8 @@ DEPRECATED_ENV: dict[str, tuple[str, ...]] = {
     "KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
     "SEQREC_MODEL_STORE": ("serving", "model_store"),
 }
+# Read outside Settings, where they are read: not ours to rename.
+OTHER_ENV = {"JAVA_HOME": "the Java of the local development broker (`seqrec kafka start`)"}
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -290,6 +292,7 @@ __all__ = [
     "WebSettings",
     "DEFAULT_HISTORY_LEN",
     "DEPRECATED_ENV",
+    "OTHER_ENV",
     "env_name",
     "leaf_fields",
     "load_settings",

@@ -5,7 +5,6 @@ warning that names the variable to set instead."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,9 +14,9 @@ from pathlib import Path
 import click
 import pytest
 
-from pipeline.cli import main
-from pipeline.cli.options import SettingOption, setting_option
-from pipeline.settings import DEPRECATED_ENV, Settings, env_name, leaf_fields, load_settings
+from pipeline.cli import cli, main
+from pipeline.cli.options import SettingOption, all_commands, setting_option
+from pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,17 +26,6 @@ MODEL_COMMANDS = {"train", "evaluate"}
 TEST_ONLY_ENV = {"SEQREC_SHARED_DATA"}  # where tests/conftest.py finds the datasets
 # Where the deprecated names may appear: their definition, the generated table, the troubleshooting row.
 OLD_NAMES_ALLOWED = {"settings.py", "configuration.md", "README.md"}
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("gen_config_docs", ROOT / "deploy" / "gen_config_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _generator()
 
 
 def option_problems(commands: dict[str, click.Command]) -> list[str]:
@@ -60,7 +48,7 @@ def option_problems(commands: dict[str, click.Command]) -> list[str]:
 
 
 def test_every_option_that_sets_a_setting_is_made_from_it() -> None:
-    commands = gen.commands()
+    commands = all_commands(cli)
     assert {"worker", "retrain", "models list", "replay", "evaluate-replay", "kafka start"} <= set(commands)
     assert option_problems(commands) == []
 
@@ -72,7 +60,7 @@ def test_the_check_catches_an_option_with_its_own_default_or_variable() -> None:
     def twin(history_len: int, store: str) -> None:
         """A command written the old way."""
 
-    problems = option_problems({**gen.commands(), "evaluate-replay": twin})
+    problems = option_problems({**all_commands(cli), "evaluate-replay": twin})
     assert problems == ["seqrec evaluate-replay --history-len sets a setting by hand: make it a setting_option",
                         "seqrec evaluate-replay --store reads SEQREC_MODEL_STORE itself"]
 
@@ -104,7 +92,8 @@ def test_only_the_settings_read_the_environment() -> None:
     readers = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")
                if reads.search(p.read_text(encoding="utf-8"))}
     assert readers == {"pipeline/settings.py", "pipeline/kafka_local.py"}, readers
-    assert re.findall(r'os\.environ\.get\("(\w+)"', (ROOT / "pipeline" / "kafka_local.py").read_text()) == list(gen.OTHER_ENV)
+    local_reads = re.findall(r'os\.environ\.get\("(\w+)"', (ROOT / "pipeline" / "kafka_local.py").read_text())
+    assert local_reads == list(OTHER_ENV)
 
 
 def test_code_docs_and_compose_name_each_setting_by_its_one_variable() -> None:
@@ -169,8 +158,8 @@ def test_a_user_of_an_old_name_gets_one_line_naming_the_new_one(tmp_path: Path) 
 
 
 def test_an_old_name_beside_the_new_one_is_ignored_with_one_line(tmp_path: Path) -> None:
-    result = _seqrec(tmp_path, {"KAFKA_BOOTSTRAP_SERVERS": "old-host:1", "SEQREC_KAFKA__BOOTSTRAP_SERVERS": "new-host:2"},
-                     "kafka", "start")
+    both = {"KAFKA_BOOTSTRAP_SERVERS": "old-host:1", "SEQREC_KAFKA__BOOTSTRAP_SERVERS": "new-host:2"}
+    result = _seqrec(tmp_path, both, "kafka", "start")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "new-host:2"
     lines = result.stderr.strip().splitlines()

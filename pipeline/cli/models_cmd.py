@@ -11,7 +11,9 @@ from pipeline.cli.options import pass_settings, setting_option
 from pipeline.model_store import DirectoryModelStore
 from pipeline.settings import Settings
 
-store_option = setting_option("--store", setting="serving.model_store", type=click.Path(file_okay=False, path_type=Path))
+# The workers' own setting: `models` and `retrain` manage the store the workers follow.
+store_option = setting_option("--store", setting="serving.model_store",
+                              type=click.Path(file_okay=False, path_type=Path))
 force_option = click.option(
     "--force-incompatible", is_flag=True,
     help="Serve it even if its architecture differs from the serving version's: running workers keep "

@@ -68,3 +68,13 @@ def pass_settings(command: Callable[..., Any]) -> Callable[..., Any]:
                        **{k: v for k, v in params.items() if k not in names})
 
     return run
+
+
+def all_commands(group: click.Group, path: tuple[str, ...] = ()) -> dict[str, click.Command]:
+    """Every sub-command of `group` by its path ("worker", "models list"...)."""
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        found[" ".join(path + (name,))] = command
+        if isinstance(command, click.Group):
+            found.update(all_commands(command, path + (name,)))
+    return found
