@@ -1,6 +1,7 @@
 """Where a Kafka cluster comes from, in order of preference:
 
-1. `KAFKA_BOOTSTRAP_SERVERS` is set: use that cluster as it is.
+1. `SEQREC_KAFKA__BOOTSTRAP_SERVERS` is set (the setting kafka.bootstrap_servers): use that
+   cluster as it is.
 2. A Docker engine answers: testcontainers' Kafka module in KRaft mode.
 3. Otherwise: a local Apache Kafka 4.x broker from the Maven jars (pipeline.kafka_local).
 """
@@ -9,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.kafka_local import LocalKafka
+from pipeline.settings import env_name, load_settings
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+BOOTSTRAP_ENV = env_name(("kafka", "bootstrap_servers"))
 TESTCONTAINERS_IMAGE = "confluentinc/cp-kafka:7.6.0"  # testcontainers' class needs Confluent's scripts
 
 
@@ -49,6 +50,12 @@ def kafka_in_container() -> Iterator[str]:
         container.stop()
 
 
+def configured_bootstrap() -> str | None:
+    """The bootstrap servers the settings name explicitly (not their default), if any."""
+    kafka = load_settings().kafka
+    return kafka.bootstrap_servers if "bootstrap_servers" in kafka.model_fields_set else None
+
+
 @contextlib.contextmanager
 def local_kafka(data_dir: str | Path | None = None) -> Iterator[str]:
     broker = LocalKafka(data_dir=data_dir)
@@ -62,9 +69,9 @@ def local_kafka(data_dir: str | Path | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def provide_kafka(data_dir: str | Path | None = None) -> Iterator[tuple[str, str]]:
     """Yield (bootstrap servers, where they came from) and tear down whatever was started."""
-    external = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    external = configured_bootstrap()
     if external:
-        yield external, f"{BOOTSTRAP_ENV}"
+        yield external, BOOTSTRAP_ENV
         return
     if docker_available():
         with kafka_in_container() as bootstrap:

@@ -21,7 +21,7 @@ from pipeline.model_store import DirectoryModelStore
 from pipeline.prequential import PrequentialReport, score_shown_lists, simulate_serving
 from pipeline.replay import replay_to_kafka
 from pipeline.retrain import GatePolicy, retrain_once
-from pipeline.settings import KafkaSecuritySettings
+from pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
 from pipeline.source import ClickEvent
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class RunResult:
 class EvalOptions:
     ks: tuple[int, ...] = (5, 10)
     window_ms: int | None = 86_400_000
-    history_len: int = 50
+    history_len: int = DEFAULT_HISTORY_LEN
     exclude_seen: bool = True
     batch_size: int = 256
     # The first share of the log only builds users' histories and is not scored (the model was

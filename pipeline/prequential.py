@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from pipeline.settings import DEFAULT_HISTORY_LEN
 from pipeline.source import ClickEvent
 from pipeline.state import update_history
 
@@ -130,7 +131,7 @@ def simulate_serving(
     clicks: Sequence[ClickEvent],
     recommend: Recommend,
     *,
-    history_len: int = 50,
+    history_len: int = DEFAULT_HISTORY_LEN,
     session_gap_ms: int = 1_800_000,
     batch_size: int = 256,
     answer_from: int = 0,

@@ -30,7 +30,7 @@ from model.warmstart import grow_model
 from pipeline.kafka_security import open_client
 from pipeline.model_store import ModelStore
 from pipeline.prequential import score_shown_lists, simulate_serving
-from pipeline.settings import KafkaSecuritySettings
+from pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
 from pipeline.source import ClickEvent, Rejection, SourceLimits, decode_click
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class GatePolicy:
     tolerance: float = 0.0  # publish when new >= serving - tolerance
     holdout_fraction: float = 0.1  # the most recent share of clicks, never trained on before the gate
     refit_epochs: int = 2  # epochs on all clicks after the gate passes (0: publish the gated model)
-    history_len: int = 50  # as the workers keep it
+    history_len: int = DEFAULT_HISTORY_LEN  # as the workers keep it
     exclude_seen: bool = True
 
     def __post_init__(self) -> None:

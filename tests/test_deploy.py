@@ -1,7 +1,7 @@
 """Deployment files against the code they deploy. No Docker engine runs here, so the compose file,
 the Prometheus configuration and the Dockerfile are parsed and checked against what the code
-reads: the `Settings` fields (built from each worker's environment), the commands' options and
-envvars, the install steps CI runs. Also: docs/configuration.md is what deploy/gen_config_docs.py
+reads: the `Settings` fields (built from each service's environment), the commands' options, the
+install steps CI runs. Also: docs/configuration.md is what deploy/gen_config_docs.py
 generates from the settings code now."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from pipeline.settings import Settings
+from pipeline.settings import DEPRECATED_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -39,8 +39,7 @@ def _load_generator():
 gen = _load_generator()
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-KNOWN_VARS = set(gen.settings_env_vars()) | gen.cli_env_vars()
-CLI = gen.cli_options()
+KNOWN_VARS = set(gen.settings_env_vars())
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -196,13 +195,15 @@ def test_every_seqrec_variable_is_one_the_code_reads() -> None:
               for m in re.finditer(r"(\w+)=", args)}
     assert {n for n in names if n.startswith("SEQREC_")}, "no SEQREC_ variables found at all"
     assert unknown_seqrec_vars(names) == set()
+    assert not names & set(DEPRECATED_ENV), "a deprecated name: set the setting's one variable instead"
 
 
 def test_the_variable_check_catches_misspellings() -> None:
     # pydantic-settings ignores unknown variables (extra="ignore"): a typo would silently do nothing
     assert unknown_seqrec_vars({"SEQREC_SERVING__MODELSTORE", "SEQREC_WEB_PORT", "SEQREC_KAFKA__PARTITIONS"}) == {
         "SEQREC_SERVING__MODELSTORE", "SEQREC_WEB_PORT"}
-    assert {"SEQREC_MODEL_STORE", "SEQREC_SERVING__MODEL_STORE", "SEQREC_SERVING__MODEL_POLL_S"} <= KNOWN_VARS
+    assert {"SEQREC_SERVING__MODEL_STORE", "SEQREC_SERVING__MODEL_POLL_S"} <= KNOWN_VARS
+    assert "SEQREC_MODEL_STORE" not in KNOWN_VARS, "deprecated: the model store has one name"
 
 
 @pytest.mark.parametrize("name", sorted(workers()))
@@ -272,18 +273,19 @@ def test_retrain_shares_the_model_store_with_the_workers(monkeypatch: pytest.Mon
     command = retrain["command"]
     assert command[0] == "retrain"
     options = options_of(command[1:])
-    declared = {flag for o in CLI["retrain"] for flag in o.flags}
+    declared = {flag for p in gen.commands()["retrain"].params for flag in p.opts + p.secondary_opts}
     assert set(options) <= declared, f"not options of seqrec retrain: {set(options) - declared}"
     assert float(options["--interval"]) >= 1
-    env = env_of(retrain)
-    store_envvar = next(o.envvar for o in CLI["retrain"] if "--store" in o.flags)
-    store = Path(options.get("--store") or env[store_envvar])
+    r = settings_from_env(env_of(retrain), monkeypatch)
+    store = Path(options.get("--store") or r.serving.store_dir())
     store_volume = volume_at(retrain, store)
     assert store_volume is not None, "the retrain job writes its models to a volume"
     for name, service in workers().items():
         s = settings_from_env(env_of(service), monkeypatch)
-        assert options["--topic"] == s.kafka.clicks_topic, "retrain reads the topic the workers serve"
-        assert env["SEQREC_KAFKA__BOOTSTRAP_SERVERS"] == s.kafka.bootstrap_servers
+        assert "--log" not in options and options.get("--topic", r.kafka.clicks_topic) == s.kafka.clicks_topic, \
+            "retrain reads the topic the workers serve"
+        assert r.kafka.bootstrap_servers == s.kafka.bootstrap_servers
+        assert r.store.history_len == s.store.history_len, "the gate keeps histories as the workers do"
         assert volume_at(service, s.serving.model_store) == store_volume, f"{name} follows another store"
         assert s.serving.model_store == store, "the same directory inside every container"
 
@@ -363,31 +365,38 @@ def test_configuration_doc_is_generated_from_the_code() -> None:
     assert committed == gen.render(), "docs/configuration.md is stale: run python deploy/gen_config_docs.py"
 
 
-def test_configuration_doc_lists_every_setting_and_command_variable() -> None:
+def test_configuration_doc_lists_every_setting_with_its_options() -> None:
     text = gen.render()
     rows = gen.settings_rows()
     assert len(rows) == len({r.env for r in rows})
-    for row in rows:
-        assert f"| `{row.env}` |" in text
-    for option in gen.cli_env_options():
-        assert f"| `{option.env}` | `{option.flag}` |" in text
-    store = next(o for o in gen.cli_env_options() if o.env == "SEQREC_MODEL_STORE")
-    assert {"retrain", "models promote", "models rollback"} <= set(store.commands)
+    lines = {row.env: next(line for line in text.splitlines() if line.startswith(f"| `{row.env}` |")) for row in rows}
+    for path, flags in gen.setting_options().items():
+        for flag in flags:
+            assert f"`{flag}`" in lines["SEQREC_" + "__".join(path).upper()], flag
+    store = gen.setting_options()[("serving", "model_store")]
+    assert {"retrain", "models promote", "models rollback"} <= set(store["--store"])
+    assert store["--model-store"] == ["worker"]
+    for old in DEPRECATED_ENV:
+        assert f"| `{old}` |" in text
 
 
 def test_generator_reads_descriptions_types_and_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = tmp_path / "demo_settings.py"
     source.write_text(
-        "from pydantic import BaseModel, Field\n"
+        "from pathlib import Path\n"
+        "from typing import Literal\n"
+        "from pydantic import BaseModel, ConfigDict, Field\n"
         "from pydantic_settings import BaseSettings, SettingsConfigDict\n\n"
         "class Inner(BaseModel):\n"
-        "    # Two lines\n"
-        "    # above the field.\n"
-        "    size: int = Field(3, ge=1, le=9)  # and one after\n"
-        "    name: str | None = Field(None, description='from Field')  # not this\n\n"
+        "    model_config = ConfigDict(use_attribute_docstrings=True)\n"
+        "    size: int = Field(3, ge=1, le=9)\n"
+        "    \"\"\"Two lines\n"
+        "    of description.\"\"\"\n"
+        "    name: str | None = Field(None, description='from Field')\n"
+        "    kind: Literal['a', 'b'] = 'a'\n\n"
         "class Outer(BaseSettings):\n"
         "    model_config = SettingsConfigDict(env_prefix='SEQREC_', env_nested_delimiter='__')\n"
-        "    flag: bool = True\n"
+        "    where: Path = Path('x')\n"
         "    inner: Inner = Inner()\n",
         encoding="utf-8",
     )
@@ -395,8 +404,9 @@ def test_generator_reads_descriptions_types_and_bounds(tmp_path: Path, monkeypat
     import demo_settings  # noqa: PLC0415
 
     rows = {r.env: r for r in gen.settings_rows(demo_settings.Outer)}
-    assert list(rows) == ["SEQREC_FLAG", "SEQREC_INNER__SIZE", "SEQREC_INNER__NAME"]
+    assert list(rows) == ["SEQREC_WHERE", "SEQREC_INNER__SIZE", "SEQREC_INNER__NAME", "SEQREC_INNER__KIND"]
     size = rows["SEQREC_INNER__SIZE"]
     assert (size.path, size.type, size.default, size.bounds) == (("inner", "size"), "int", 3, "≥ 1, ≤ 9")
-    assert size.description == "Two lines above the field. and one after"
+    assert size.description == "Two lines of description."
     assert (rows["SEQREC_INNER__NAME"].type, rows["SEQREC_INNER__NAME"].description) == ("str | None", "from Field")
+    assert (rows["SEQREC_INNER__KIND"].type, rows["SEQREC_WHERE"].type) == ("a | b", "Path")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import click
 
 from pipeline.errors import BrokerError
 from pipeline.kafka_local import STATE_FILE, LocalKafka, pid_alive, stop_pid
-from pipeline.kafka_provider import BOOTSTRAP_ENV, docker_available, kafka_in_container
+from pipeline.kafka_provider import BOOTSTRAP_ENV, configured_bootstrap, docker_available, kafka_in_container
 from pipeline.local_tls import SecureFiles, client_environment
 
 DEFAULT_DATA_DIR = Path(".seqrec") / "kafka"
@@ -29,7 +28,7 @@ data_dir_option = click.option(
 def kafka() -> None:
     """Run a Kafka broker for development and demos.
 
-    If KAFKA_BOOTSTRAP_SERVERS is set that cluster is used; else a Docker engine runs Kafka via
+    If SEQREC_KAFKA__BOOTSTRAP_SERVERS is set that cluster is used; else a Docker engine runs Kafka via
     testcontainers; else a local Apache Kafka 4.x broker (KRaft) runs from the Maven jars.
     """
 
@@ -46,8 +45,9 @@ def start(data_dir: Path, heap: str, timeout: float, secure: bool) -> None:
 
     With --secure, the lines after it are `export` lines a client needs for the secured listener:
     the CA file and the password file, never the password itself."""
-    if os.environ.get(BOOTSTRAP_ENV):
-        click.echo(os.environ[BOOTSTRAP_ENV])
+    external = configured_bootstrap()
+    if external:
+        click.echo(external)
         click.echo(f"{BOOTSTRAP_ENV} is set: using that cluster, nothing started.", err=True)
         return
     running = _running_state(data_dir)

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.options import pass_settings, setting_option
 from pipeline.model_store import DirectoryModelStore
+from pipeline.settings import Settings
 
-store_option = click.option(
-    "--store",
-    "store_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    envvar="SEQREC_MODEL_STORE",
-    help="Model store directory (env SEQREC_MODEL_STORE).",
-)
+# The workers' own setting: `models` and `retrain` manage the store the workers follow.
+store_option = setting_option("--store", setting="serving.model_store",
+                              type=click.Path(file_okay=False, path_type=Path))
 force_option = click.option(
     "--force-incompatible", is_flag=True,
     help="Serve it even if its architecture differs from the serving version's: running workers keep "
@@ -32,9 +28,10 @@ def models() -> None:
 @models.command("list")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_versions(store_dir: Path, as_json: bool) -> None:
+@pass_settings
+def list_versions(settings: Settings, as_json: bool) -> None:
     """List stored versions, oldest first; `*` marks the serving one, `!` an unreadable file."""
-    store = DirectoryModelStore(store_dir)
+    store = DirectoryModelStore(settings.serving.store_dir())
     latest = store.latest()
     rows = store.versions()
     if as_json:
@@ -43,7 +40,7 @@ def list_versions(store_dir: Path, as_json: bool) -> None:
                                 "valid_ndcg@10": r.quality, "error": r.error} for r in rows]))
         return
     if not rows:
-        click.echo(f"no versions in {store_dir}")
+        click.echo(f"no versions in {store.root}")
         return
     for r in rows:
         mark = "*" if r.version == latest else " "
@@ -57,9 +54,10 @@ def list_versions(store_dir: Path, as_json: bool) -> None:
 @models.command()
 @store_option
 @click.argument("version")
-def show(store_dir: Path, version: str) -> None:
+@pass_settings
+def show(settings: Settings, version: str) -> None:
     """Show one version's configuration summary and metrics."""
-    info = DirectoryModelStore(store_dir).info(version)
+    info = DirectoryModelStore(settings.serving.store_dir()).info(version)
     click.echo(json.dumps({"version": info.version, "created_at": info.created_at, "attention": info.attention,
                            "n_items": info.n_items, "metrics": info.metrics, "path": str(info.path)}, indent=2))
 
@@ -69,13 +67,14 @@ def show(store_dir: Path, version: str) -> None:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-promote", is_flag=True, help="Store it without making it the serving version.")
 @force_option
-def publish(store_dir: Path, checkpoint: Path, no_promote: bool, force_incompatible: bool) -> None:
+@pass_settings
+def publish(settings: Settings, checkpoint: Path, no_promote: bool, force_incompatible: bool) -> None:
     """Copy a checkpoint into the store and (by default) make it the serving version.
 
     Refused when its architecture differs from the serving version's (running workers would
     refuse it): see --force-incompatible."""
-    version = DirectoryModelStore(store_dir).publish(checkpoint, promote=not no_promote,
-                                                     force_incompatible=force_incompatible)
+    store = DirectoryModelStore(settings.serving.store_dir())
+    version = store.publish(checkpoint, promote=not no_promote, force_incompatible=force_incompatible)
     click.echo(version)
 
 
@@ -83,16 +82,18 @@ def publish(store_dir: Path, checkpoint: Path, no_promote: bool, force_incompati
 @store_option
 @click.argument("version")
 @force_option
-def promote(store_dir: Path, version: str, force_incompatible: bool) -> None:
+@pass_settings
+def promote(settings: Settings, version: str, force_incompatible: bool) -> None:
     """Make a stored version the serving one; running workers hot-swap to it.
 
     Refused when its architecture differs from the serving version's: see --force-incompatible."""
-    DirectoryModelStore(store_dir).promote(version, force_incompatible=force_incompatible)
+    DirectoryModelStore(settings.serving.store_dir()).promote(version, force_incompatible=force_incompatible)
     click.echo(f"serving {version}")
 
 
 @models.command()
 @store_option
-def rollback(store_dir: Path) -> None:
+@pass_settings
+def rollback(settings: Settings) -> None:
     """Serve the previously promoted version again."""
-    click.echo(f"serving {DirectoryModelStore(store_dir).rollback()}")
+    click.echo(f"serving {DirectoryModelStore(settings.serving.store_dir()).rollback()}")

@@ -11,18 +11,13 @@ import click
 from model.data import FORMATS
 from pipeline.clicklog import export_dataset, read_click_log
 from pipeline.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
+from pipeline.cli.options import pass_settings, setting_option
 from pipeline.replay import parse_speed, replay_to_kafka
-from pipeline.settings import KafkaSecuritySettings, load_settings
+from pipeline.settings import Settings
 
 log_argument = click.argument("log", type=click.Path(exists=True, path_type=Path))
-bootstrap_option = click.option("--bootstrap", envvar="SEQREC_KAFKA__BOOTSTRAP_SERVERS", default="127.0.0.1:9092",
-                                show_default=True, help="Kafka bootstrap servers (env SEQREC_KAFKA__BOOTSTRAP_SERVERS).")
-
-
-def kafka_security() -> KafkaSecuritySettings:
-    """The connection's security, from SEQREC_KAFKA__SECURITY__* only: a password never goes on
-    a command line, where `ps` would show it (see docs/operations.md)."""
-    return load_settings().kafka.security
+# The connection's security is settings.kafka.security, from SEQREC_KAFKA__SECURITY__* only.
+bootstrap_option = setting_option("--bootstrap", setting="kafka.bootstrap_servers")
 
 
 def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
@@ -64,17 +59,19 @@ def export(data_path: Path, fmt: str | None, out: Path, seed: int) -> None:
 
 @click.command()
 @log_argument
-@click.option("--topic", default="clicks", show_default=True, help="Topic to produce to (keyed by user id).")
+@setting_option("--topic", setting="kafka.clicks_topic")
 @click.option("--speed", default="1x", show_default=True, callback=_speed,
               help="Log time divided by this (10x, 0.5x), or max for as fast as possible.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only the first N clicks.")
 @click.option("--keep-timestamps", is_flag=True, help="Send the logged times instead of the send time.")
 @bootstrap_option
-def replay(log: Path, topic: str, speed: float | None, limit: int | None, keep_timestamps: bool,
-           bootstrap: str) -> None:
+@pass_settings
+def replay(settings: Settings, log: Path, speed: float | None, limit: int | None, keep_timestamps: bool) -> None:
     """Replay a click log into Kafka on the logged schedule (a load test too)."""
     clicks = _load_log(log, limit)
-    summary = replay_to_kafka(clicks, bootstrap, topic, speed, restamp=not keep_timestamps, security=kafka_security())
+    kafka = settings.kafka
+    summary = replay_to_kafka(clicks, kafka.bootstrap_servers, kafka.clicks_topic, speed, restamp=not keep_timestamps,
+                              security=kafka.security)
     click.echo(summary.line())
 
 
@@ -94,21 +91,20 @@ def replay(log: Path, topic: str, speed: float | None, limit: int | None, keep_t
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N clicks.")
 @click.option("--warmup", type=click.FloatRange(0, 0.99), default=0.0, show_default=True,
               help="Share of the log (the models' training period) that only builds histories, unscored.")
-@click.option("--history-len", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Items kept per user, as the worker keeps them.")
+@setting_option("--history-len", setting="store.history_len", type=click.IntRange(min=1))
 @click.option("--via-kafka", is_flag=True, help="Replay into a running worker and score its answers instead.")
-@click.option("--clicks-topic", default="clicks", show_default=True)
-@click.option("--recommendations-topic", default="recommendations", show_default=True)
+@setting_option("--clicks-topic", setting="kafka.clicks_topic")
+@setting_option("--recommendations-topic", setting="kafka.recommendations_topic")
 @click.option("--speed", default="max", show_default=True, callback=_speed, help="Replay speed with --via-kafka.")
 @bootstrap_option
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.md, plots and report.json here.")
 @click.option("--json", "as_json", is_flag=True, help="Print every number as JSON.")
-def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence], retrain_epochs: int,
-                    gate_tolerance: float,
-                    ks: tuple[int, ...], window: str, limit: int | None, warmup: float, history_len: int, via_kafka: bool,
-                    clicks_topic: str, recommendations_topic: str, speed: float | None, bootstrap: str,
-                    report_dir: Path | None, as_json: bool) -> None:
+@pass_settings
+def evaluate_replay(settings: Settings, log: Path, models: tuple[str, ...], cadences: list[Cadence],
+                    retrain_epochs: int, gate_tolerance: float, ks: tuple[int, ...], window: str, limit: int | None,
+                    warmup: float, via_kafka: bool, speed: float | None, report_dir: Path | None,
+                    as_json: bool) -> None:
     """Score models on logged traffic, prequentially (test, then learn).
 
     Each click is scored against the list shown after the user's previous click. In-process by
@@ -122,7 +118,7 @@ def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence],
     if not window_cadence.every_seconds:
         raise click.BadParameter("the window is a span of log time such as 6h or 1d", param_hint="--window")
     options = EvalOptions(ks=tuple(sorted(ks)), window_ms=int(window_cadence.every_seconds * 1000),
-                          history_len=history_len, warmup_fraction=warmup,
+                          history_len=settings.store.history_len, warmup_fraction=warmup,
                           retrain=replace(EvalOptions().retrain, epochs=retrain_epochs),
                           gate=replace(EvalOptions().gate, tolerance=gate_tolerance))
     clicks = _load_log(log, limit)
@@ -130,8 +126,9 @@ def evaluate_replay(log: Path, models: tuple[str, ...], cadences: list[Cadence],
         raise click.UsageError(f"{log} holds no valid clicks")
     runs = []
     if via_kafka:
-        runs.append(evaluate_through_kafka(clicks, bootstrap, clicks_topic, recommendations_topic, options,
-                                           speed=speed, security=kafka_security()))
+        kafka = settings.kafka
+        runs.append(evaluate_through_kafka(clicks, kafka.bootstrap_servers, kafka.clicks_topic,
+                                           kafka.recommendations_topic, options, speed=speed, security=kafka.security))
     else:
         for spec in models:
             name, _, path = spec.rpartition("=")

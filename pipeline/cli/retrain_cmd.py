@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from model.attention import attention_kinds
 from model.config import ModelConfig
 from model.train import TrainConfig
 from pipeline.cli.models_cmd import store_option
-from pipeline.cli.replay_cmd import kafka_security
+from pipeline.cli.options import pass_settings, setting_option
+from pipeline.cli.replay_cmd import bootstrap_option
 from pipeline.clicklog import read_click_log
 from pipeline.model_store import DirectoryModelStore
 from pipeline.retrain import GatePolicy, read_clicks_topic, retrain_once
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +28,9 @@ log = logging.getLogger(__name__)
 @store_option
 @click.option("--log", "log_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="Read interactions from a click log (file or directory) ...")
-@click.option("--topic", default=None, help="... or from this clicks topic, from its beginning.")
-@click.option("--bootstrap", envvar="SEQREC_KAFKA__BOOTSTRAP_SERVERS", default="127.0.0.1:9092", show_default=True,
-              help="Kafka bootstrap servers, with --topic (env SEQREC_KAFKA__BOOTSTRAP_SERVERS).")
+@setting_option("--topic", setting="kafka.clicks_topic",
+                help="... or else from the clicks topic, from its beginning")
+@bootstrap_option
 @click.option("--interval", type=click.FloatRange(min=1), default=None,
               help="Run every this many seconds until stopped; without it, run once (for cron).")
 @click.option("--attention", type=click.Choice(attention_kinds()), default="softmax", show_default=True,
@@ -39,21 +42,24 @@ log = logging.getLogger(__name__)
 @click.option("--holdout", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True,
               help="Most recent share of clicks held out for the gate.")
 @click.option("--dry-run", is_flag=True, help="Train and score, but publish nothing.")
-def retrain(store_dir: Path, log_path: Path | None, topic: str | None, bootstrap: str, interval: float | None,
+@pass_settings
+def retrain(settings: Settings, log_path: Path | None, interval: float | None,
             attention: str, epochs: int, metric: str, tolerance: float, holdout: float, dry_run: bool) -> None:
     """Retrain on all interactions so far and publish the new model if it passes the gate.
 
     The new model starts from the serving one (new items get fresh embeddings), is scored against
     it on the most recent clicks it did not train on, and replaces it only when not worse."""
-    if (log_path is None) == (topic is None):
-        raise click.UsageError("give exactly one of --log and --topic")
-    store = DirectoryModelStore(store_dir)
-    policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout)
+    if log_path and click.get_current_context().get_parameter_source("topic") is ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --log or --topic, not both")
+    store = DirectoryModelStore(settings.serving.store_dir())
+    policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout,
+                        history_len=settings.store.history_len)  # the gate keeps histories as the workers do
     train_config = TrainConfig(epochs=epochs, patience=3, progress=sys.stderr.isatty())  # no bars in log files
-    security = kafka_security() if topic else None
+    kafka = settings.kafka
     while True:
         try:  # reading is part of the run: a topic not there yet or a broker away fails only this run
-            clicks = read_click_log(log_path).clicks if log_path else read_clicks_topic(bootstrap, topic, security=security)
+            clicks = (read_click_log(log_path).clicks if log_path else
+                      read_clicks_topic(kafka.bootstrap_servers, kafka.clicks_topic, security=kafka.security))
             outcome = retrain_once(clicks, store, policy=policy, train_config=train_config,
                                    model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run)
             click.echo(outcome.line())

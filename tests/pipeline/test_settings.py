@@ -1,4 +1,5 @@
-from pipeline.cli.worker_cmd import settings_from_options
+from pipeline.cli.options import settings_from_options
+from pipeline.cli.worker_cmd import worker
 from pipeline.settings import Settings
 
 
@@ -14,5 +15,5 @@ def test_env_prefix_and_nested_groups(monkeypatch):
 def test_cli_options_override_env(monkeypatch):
     monkeypatch.setenv("SEQREC_BATCHING__MAX_SIZE", "128")
     monkeypatch.setenv("SEQREC_WEB__PORT", "7000")
-    s = settings_from_options(max_batch=16, web_port=None, web=False)
+    s = settings_from_options(worker, {"max_batch": 16, "web_port": None, "web": False})
     assert s.batching.max_size == 16 and s.web.port == 7000 and s.web.enabled is False
