@@ -11,6 +11,7 @@ A failed run raises and leaves the store untouched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import tempfile
 import time
@@ -78,10 +79,7 @@ def clicks_to_dataset(clicks: Sequence[ClickEvent]) -> SequenceDataset:
 
 def holdout_score(recommender: Recommender, clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy) -> float:
     k = int(policy.metric.split("@")[1])
-
-    def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
-        return [[item for item, _ in row] for row in recommender.recommend(histories, k, policy.exclude_seen)]
-
+    recommend = functools.partial(recommender.recommend_ids, k=k, exclude_seen=policy.exclude_seen)
     shown = simulate_serving(clicks, recommend, answer_from=cut, history_len=policy.history_len)
     report = score_shown_lists(clicks, shown, ks=(k,), score_from=cut)
     return report.overall[policy.metric]
