@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from model.checkpoint import load_checkpoint
+from model.checkpoint import LoadedCheckpoint, load_checkpoint
 from model.data import ItemMap, pad_left
 from model.sasrec import SASRec
 
@@ -81,6 +81,11 @@ class Recommender:
         device = torch.device(device) if device is not None else default_device()
         ckpt = load_checkpoint(path, device=device)
         log.info("recommender %s loaded from %s on %s", ckpt.version, path, device)
+        return cls.from_loaded(ckpt, device=device)
+
+    @classmethod
+    def from_loaded(cls, ckpt: LoadedCheckpoint, device: str | torch.device | None = None) -> "Recommender":
+        """A recommender on a checkpoint already in memory (its model moves to `device`)."""
         return cls(ckpt.model, ckpt.item_map, ckpt.item_popularity, version=ckpt.version, device=device)
 
     @torch.inference_mode()
