@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from model.metrics import catalogue_share, category_matrix, ranking_metrics, user_category_coverage
+from model.metrics import catalogue_share, category_matrix, user_category_coverage, user_ranking_metrics
 from pipeline.source import ClickEvent
 from pipeline.state import update_history
 
@@ -41,12 +41,13 @@ class _Totals:
         self.ranks[rank] += 1
 
     def metrics(self, ks: Sequence[int]) -> dict[str, float]:
-        ranks = torch.repeat_interleave(torch.tensor(list(self.ranks), dtype=torch.long),
-                                        torch.tensor(list(self.ranks.values()), dtype=torch.long))
+        ranks = torch.tensor(list(self.ranks), dtype=torch.long)  # each distinct rank once
+        clicks = torch.tensor(list(self.ranks.values()), dtype=torch.float64)  # (R,) clicks at each
         out: dict[str, float] = {"events": float(self.n)}
         for k in ks:
-            # No scored click: every metric is 0, not the NaN of an empty mean.
-            out.update({name: value if self.n else 0.0 for name, value in ranking_metrics(ranks, k).items()})
+            for name, values in user_ranking_metrics(ranks, k).items():
+                # The mean over clicks; with no scored click 0, not NaN.
+                out[name] = float((values * clicks).sum()) / self.n if self.n else 0.0
         return out
 
 
