@@ -136,7 +136,7 @@ def score_shown_lists(
             unanswered += 1
             continue
         listed = list(listed[:top])
-        # 0-based; a click missing from the list ranks at its end, a miss at every cut-off.
+        # 0-based; a click not in the list gets rank `top`, a miss at every cut-off.
         rank = listed.index(click.item_id) if click.item_id in listed else top
         total.add(rank)
         if window_ms:
