@@ -25,8 +25,6 @@ import json
 import os
 import platform
 import random
-import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -44,6 +42,7 @@ from model.data import ItemMap
 from model.inference import Recommender
 from model.sasrec import SASRec
 from pipeline.harness import WorkerProcess, make_producer
+from pipeline.kafka_local import free_port
 from pipeline.kafka_security import open_client
 from pipeline.settings import KafkaSecuritySettings, load_settings
 from pipeline.source import ClickEvent, encode_click
@@ -142,12 +141,6 @@ def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | 
     producer.flush()
     producer.close()
     return sent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,

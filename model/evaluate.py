@@ -14,7 +14,7 @@ from typing import Protocol, Sequence
 import torch
 
 from model.data import Split, pad_left
-from model.inference import exclude_items
+from model.inference import ranking_scores
 from model.metrics import MetricAccumulator
 from model.sasrec import SASRec
 
@@ -56,12 +56,10 @@ def _accumulate(
         hist = [histories[u] for u in rows]
         tgt = torch.tensor([targets[u] for u in rows], dtype=torch.long, device=device)
         items = pad_left(hist, min(max(len(h) for h in hist), max_len)).to(device)
-        scores = score_fn(items).float()  # (B, N+1)
-        if exclude_seen:
-            seen = pad_left(hist).to(device)
+        seen = pad_left(hist).to(device) if exclude_seen else None  # the whole history, not only the newest max_len
+        if seen is not None:
             in_history += int((seen == tgt[:, None]).any(dim=1).sum())
-            exclude_items(scores, seen)
-        acc.update(scores, tgt)
+        acc.update(ranking_scores(score_fn, items, seen), tgt)  # scores (B, N+1)
     if isinstance(model, SASRec):
         model.train(was_training)
     return acc, order, in_history

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from model.checkpoint import load_checkpoint
+from model.checkpoint import LoadedCheckpoint, load_checkpoint
 from model.data import ItemMap, pad_left
 from model.sasrec import SASRec
 
-__all__ = ["Recommender", "default_device", "exclude_items"]
+__all__ = ["Recommender", "default_device", "exclude_items", "ranking_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,25 @@ def exclude_items(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """In place: scores (B, N+1) get -inf at every item index in items (B, L) (0 = padding, harmless:
     its column is -inf already)."""
     return scores.scatter_(1, items, float("-inf"))
+
+
+def ranking_scores(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    items: torch.Tensor,
+    seen: torch.Tensor | None = None,
+    fallback: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The full-catalogue scores (B, N+1), float32, that serving and evaluation both rank: score_fn on
+    the left-padded items (B, L); all-padding rows take `fallback` (N+1,) when given; then -inf at
+    every index in `seen` (B, M) when given."""
+    scores = score_fn(items).float()
+    if fallback is not None:
+        empty = ~(items != 0).any(dim=1)  # (B,)
+        if bool(empty.any()):
+            scores[empty] = fallback
+    if seen is not None:
+        exclude_items(scores, seen)
+    return scores
 
 
 class Recommender:
@@ -62,6 +81,11 @@ class Recommender:
         device = torch.device(device) if device is not None else default_device()
         ckpt = load_checkpoint(path, device=device)
         log.info("recommender %s loaded from %s on %s", ckpt.version, path, device)
+        return cls.from_loaded(ckpt, device=device)
+
+    @classmethod
+    def from_loaded(cls, ckpt: LoadedCheckpoint, device: str | torch.device | None = None) -> "Recommender":
+        """A recommender on a checkpoint already in memory (its model moves to `device`)."""
         return cls(ckpt.model, ckpt.item_map, ckpt.item_popularity, version=ckpt.version, device=device)
 
     @torch.inference_mode()
@@ -73,12 +97,8 @@ class Recommender:
         `seen` (B, M) (default: `items`) are never recommended; they come back with score -inf only
         when fewer than k' other items remain."""
         items = items.to(self.device)
-        scores = self.model.score_last(items).float()  # (B, N+1)
-        empty = ~(items != 0).any(dim=1)  # (B,)
-        if bool(empty.any()):
-            scores[empty] = self._popularity
-        if exclude_seen:
-            exclude_items(scores, (seen if seen is not None else items).to(self.device))
+        seen = (seen if seen is not None else items).to(self.device) if exclude_seen else None
+        scores = ranking_scores(self.model.score_last, items, seen, fallback=self._popularity)  # (B, N+1)
         k = min(k, self.model.config.n_items)
         top = scores.topk(k, dim=1)
         return top.values, top.indices
@@ -107,3 +127,9 @@ class Recommender:
             [(raw(i), s) for s, i in zip(row_s, row_i) if s != float("-inf")]
             for row_s, row_i in zip(values, indices)
         ]
+
+    def recommend_ids(
+        self, histories: Sequence[Sequence[str]], k: int = 10, exclude_seen: bool = True
+    ) -> list[list[str]]:
+        """`recommend` without the scores: the top-k raw item ids per history, best first."""
+        return [[item for item, _ in row] for row in self.recommend(histories, k, exclude_seen)]

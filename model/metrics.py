@@ -22,6 +22,7 @@ import torch
 __all__ = [
     "MetricAccumulator",
     "catalogue_coverage",
+    "catalogue_share",
     "category_matrix",
     "category_coverage",
     "intra_list_diversity",
@@ -118,8 +119,14 @@ def intra_list_diversity(top: torch.Tensor, cats: torch.Tensor) -> float:
     return total / lists if lists else 0.0
 
 
+def catalogue_share(n_shown: int, n_items: int) -> float:
+    """Coverage@K from the number of distinct items any list showed (0.0 for an empty catalogue)."""
+    return n_shown / n_items if n_items else 0.0
+
+
 def catalogue_coverage(top: torch.Tensor, n_items: int) -> float:
-    return top.unique().numel() / n_items if n_items and top.numel() else 0.0
+    """Coverage@K of the lists top (U, K) of item indices."""
+    return catalogue_share(top.unique().numel(), n_items)
 
 
 class MetricAccumulator:

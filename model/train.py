@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from model.checkpoint import load_checkpoint, read_payload, save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import ModelConfig
 from model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
 from model.errors import CheckpointError, DataError
@@ -292,6 +292,8 @@ def train(
     # ---- final evaluation of the best model ----------------------------------------------------
     if not best_path.exists():
         raise RuntimeError("training ended before any validation; raise epochs or lower eval_every")
+    # The best weights and the extras saved with them come from the file: the model in memory is the
+    # last epoch's, and after a resume the best may come from the earlier run.
     best = load_checkpoint(best_path, device=device)
     kw = dict(categories=categories, batch_size=cfg.eval_batch_size, device=device)
     valid = evaluate_split(best.model, split, "valid", exclude_seen=cfg.exclude_seen, **kw)
@@ -302,8 +304,7 @@ def train(
     metrics = {"valid": valid, "test": test, "test_other_exclusion": test_other,
                "best_epoch": best_epoch, "epochs_run": epochs_run, "stopped": stopped,
                "seconds_per_epoch": seconds_per_epoch}
-    payload_extra = read_payload(best_path).get("extra", {})
-    save_checkpoint(best_path, best.model, item_map, metrics=metrics, extra=payload_extra, **common)
+    save_checkpoint(best_path, best.model, item_map, metrics=metrics, extra=best.extra, **common)
     with open(out_dir / "metrics.json", "w", encoding="utf-8") as f:
         json.dump({"dataset": dataset.name, "data_fingerprint": fingerprint, "model_config": model_config.to_dict(),
                    "train_config": cfg.to_dict(), **metrics}, f, indent=2)

@@ -197,7 +197,7 @@ class ClickPipeline:
             if answers_out:
                 pending += await self.sink.send_recommendations(answers_out)
                 if self.recorder is not None:
-                    self.recorder.record([r.click for r in clicks], [record for record, _ in answers_out])
+                    self.recorder.record([r.value for r in clicks], [record for record, _ in answers_out])
         letters = [r for r in batch if r.dead_letter is not None]
         if letters:
             pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])

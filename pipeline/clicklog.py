@@ -133,9 +133,11 @@ class TrafficRecorder:
         self.clicks = RotatingJsonlWriter(directory, "clicks", max_bytes)
         self.recommendations = RotatingJsonlWriter(directory, "recommendations", max_bytes)
 
-    def record(self, clicks: Sequence[ClickEvent], recommendations: Sequence[dict[str, Any]]) -> None:
-        for click in clicks:
-            self.clicks.write_bytes(encode_click(click))
+    def record(self, clicks: Sequence[bytes], recommendations: Sequence[dict[str, Any]]) -> None:
+        """`clicks`: the valid clicks' message values as consumed, written as they came (no
+        re-encoding); a line break inside one can only be JSON whitespace, so it becomes a space."""
+        for raw in clicks:
+            self.clicks.write_bytes(raw.replace(b"\n", b" "))
         for rec in recommendations:
             self.recommendations.write(rec)
         # Buffered writes, one flush per batch: a crash loses at most the batch being written.

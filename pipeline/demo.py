@@ -42,7 +42,7 @@ from pipeline.model_store import DirectoryModelStore
 from pipeline.offline_eval import RunResult
 from pipeline.prequential import fitting_window_ms, score_shown_lists
 from pipeline.replay import replay_to_kafka
-from pipeline.report import write_report
+from pipeline.report import pyplot, write_report
 from pipeline.retrain import retrain_once
 from pipeline.settings import KafkaSecuritySettings, KafkaSettings, Settings, load_settings
 from pipeline.source import ClickEvent
@@ -217,6 +217,7 @@ def _send_bad_events(bootstrap: str, topic: str, n: int, seed: int, security: Ka
 def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
     """Run until the duration passes, the log ends or Ctrl-C; return the summary figures."""
     console = console or Console()
+    pyplot()  # the report at the end draws plots: without matplotlib, say so before the run
     run_id = uuid.uuid4().hex[:6]
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="seqrec-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

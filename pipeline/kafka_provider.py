@@ -2,7 +2,8 @@
 
 1. `SEQREC_KAFKA__BOOTSTRAP_SERVERS` is set (the setting kafka.bootstrap_servers): use that
    cluster as it is.
-2. A Docker engine answers: testcontainers' Kafka module in KRaft mode.
+2. A Docker engine answers and testcontainers is installed (`seqrec[docker]`): its Kafka module
+   in KRaft mode.
 3. Otherwise: a local Apache Kafka 4.x broker from the Maven jars (pipeline.kafka_local).
 """
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_ENV = env_name(("kafka", "bootstrap_servers"))
 TESTCONTAINERS_IMAGE = "confluentinc/cp-kafka:7.6.0"  # testcontainers' class needs Confluent's scripts
+MISSING_TESTCONTAINERS = ("a Docker engine answers, but Kafka in a container needs testcontainers "
+                          "(pip install 'seqrec[docker]'); using the local broker")
 
 
 def docker_available() -> bool:
@@ -34,6 +37,16 @@ def docker_available() -> bool:
             client.close()
     except Exception:  # any failure to reach the engine means "no Docker"
         return False
+
+
+def testcontainers_installed() -> bool:
+    """testcontainers is an optional part (the `docker` extra); without it a Docker engine goes unused."""
+    try:
+        import testcontainers  # noqa: F401
+    except ImportError:
+        log.warning(MISSING_TESTCONTAINERS)
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -73,7 +86,7 @@ def provide_kafka(data_dir: str | Path | None = None) -> Iterator[tuple[str, str
     if external:
         yield external, BOOTSTRAP_ENV
         return
-    if docker_available():
+    if docker_available() and testcontainers_installed():
         with kafka_in_container() as bootstrap:
             yield bootstrap, "testcontainers"
         return

@@ -123,9 +123,9 @@ def evaluate_in_process(
 
         def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
             t0 = time.perf_counter()
-            rows = recommender.recommend(histories, k, options.exclude_seen)
+            lists = recommender.recommend_ids(histories, k, options.exclude_seen)
             latencies.append((time.perf_counter() - t0) * 1000)
-            return [[item for item, _ in row] for row in rows]
+            return lists
 
         table: dict[str, Any] = {}
         shown: dict[str, list[str]] = {}

@@ -12,42 +12,71 @@ against this click. The lists come from one of two places, and both are scored b
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
+from model.metrics import catalogue_share, category_matrix, user_category_coverage, user_ranking_metrics
 from pipeline.settings import DEFAULT_HISTORY_LEN
 from pipeline.source import ClickEvent
 from pipeline.state import update_history
 
 Recommend = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 
+_CATEGORY_BLOCK = 4096  # lists scored for category coverage at a time: bounded memory on long logs
+
 
 @dataclass
 class _Totals:
-    n: int = 0
-    hits: dict[int, float] = field(default_factory=dict)
-    ndcg: dict[int, float] = field(default_factory=dict)
-    mrr: dict[int, float] = field(default_factory=dict)
+    """The 0-based rank of each scored click in its list, counted; the metrics are model.metrics'."""
 
-    def add(self, rank: int | None, ks: Sequence[int]) -> None:
+    n: int = 0
+    ranks: Counter[int] = field(default_factory=Counter)
+
+    def add(self, rank: int) -> None:
         self.n += 1
-        for k in ks:
-            hit = rank is not None and rank <= k
-            self.hits[k] = self.hits.get(k, 0.0) + hit
-            self.ndcg[k] = self.ndcg.get(k, 0.0) + (1 / math.log2(rank + 1) if hit else 0.0)
-            self.mrr[k] = self.mrr.get(k, 0.0) + (1 / rank if hit else 0.0)
+        self.ranks[rank] += 1
 
     def metrics(self, ks: Sequence[int]) -> dict[str, float]:
+        ranks = torch.tensor(list(self.ranks), dtype=torch.long)  # each distinct rank once
+        clicks = torch.tensor(list(self.ranks.values()), dtype=torch.float64)  # (R,) clicks at each
         out: dict[str, float] = {"events": float(self.n)}
         for k in ks:
-            d = max(self.n, 1)
-            out.update({f"HR@{k}": self.hits.get(k, 0.0) / d, f"NDCG@{k}": self.ndcg.get(k, 0.0) / d,
-                        f"MRR@{k}": self.mrr.get(k, 0.0) / d})
+            for name, values in user_ranking_metrics(ranks, k).items():
+                # The mean over clicks; with no scored click 0, not NaN.
+                out[name] = float((values * clicks).sum()) / self.n if self.n else 0.0
         return out
+
+
+class _CategoryCover:
+    """The summed category coverage of the scored lists (model.metrics.user_category_coverage):
+    each list's share of all the categories in `categories` (item id -> category ids)."""
+
+    def __init__(self, categories: Mapping[str, Sequence[str]], width: int) -> None:
+        self.index = {item: i for i, item in enumerate(categories, 1)}  # 0: padding, no category
+        self.cats = category_matrix([frozenset(), *(frozenset(c) for c in categories.values())])
+        self.width = width
+        self.rows: list[list[int]] = []
+        self.total = 0.0
+
+    def add(self, listed: Sequence[str]) -> None:
+        row = [self.index.get(item, 0) for item in listed]
+        self.rows.append(row + [0] * (self.width - len(row)))
+        if len(self.rows) >= _CATEGORY_BLOCK:
+            self._flush()
+
+    def mean(self, n: int) -> float:
+        self._flush()
+        return self.total / max(n, 1)
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.total += float(user_category_coverage(torch.tensor(self.rows, dtype=torch.long), self.cats).sum())
+            self.rows.clear()
 
 
 @dataclass
@@ -94,8 +123,7 @@ def score_shown_lists(
     total, per_window = _Totals(), {}
     first = unanswered = 0
     recommended: set[str] = set()
-    all_categories = {c for cats in (categories or {}).values() for c in cats}
-    category_cover = 0.0
+    category_cover = _CategoryCover(categories, top) if categories else None
     for index, click in enumerate(clicks):
         prev = previous.get(click.user_id)
         previous[click.user_id] = click.event_id
@@ -109,20 +137,20 @@ def score_shown_lists(
             unanswered += 1
             continue
         listed = list(listed[:top])
-        rank = listed.index(click.item_id) + 1 if click.item_id in listed else None
-        total.add(rank, ks)
+        # 0-based; a click not in the list gets rank `top`, a miss at every cut-off.
+        rank = listed.index(click.item_id) if click.item_id in listed else top
+        total.add(rank)
         if window_ms:
             start = click.timestamp - click.timestamp % window_ms
-            per_window.setdefault(start, _Totals()).add(rank, ks)
+            per_window.setdefault(start, _Totals()).add(rank)
         recommended.update(listed)
-        if categories and all_categories:
-            covered = {c for item in listed for c in categories.get(item, ())}
-            category_cover += len(covered) / len(all_categories)
+        if category_cover is not None:
+            category_cover.add(listed)
     overall = total.metrics(ks)
     n_catalogue = catalogue_size or len({c.item_id for c in clicks})
-    overall[f"coverage@{top}"] = len(recommended) / max(n_catalogue, 1)
-    if categories:
-        overall[f"CC@{top}"] = category_cover / max(total.n, 1)
+    overall[f"coverage@{top}"] = catalogue_share(len(recommended), n_catalogue)
+    if category_cover is not None:
+        overall[f"CC@{top}"] = category_cover.mean(total.n)
     windows = [{"start_ms": start, **t.metrics(ks)} for start, t in sorted(per_window.items())]
     return PrequentialReport(overall, windows, total.n, first, unanswered)
 

@@ -6,14 +6,29 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+from pipeline.errors import SeqrecError
+from pipeline.offline_eval import RunResult
 
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
-from pipeline.offline_eval import RunResult  # noqa: E402
+MISSING_PLOTS = "the report's plots need matplotlib: pip install 'seqrec[report]'"
+
+
+def pyplot() -> ModuleType:
+    """matplotlib.pyplot, drawing to files only; an optional part (the `report` extra), imported
+    when a report is written."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SeqrecError(MISSING_PLOTS) from None
+    matplotlib.use("Agg")  # files only; no display on servers
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def _day(ms: float) -> datetime:
@@ -23,6 +38,8 @@ def _day(ms: float) -> datetime:
 def _time_axis(ax: plt.Axes, runs: Sequence[RunResult]) -> None:
     """Dates that read at any span, from seconds (a demo) to years (a log), over the same range
     in every time plot: from the first window or version to the last."""
+    import matplotlib.dates as mdates
+
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -38,6 +55,7 @@ def _latency_plot(runs: Sequence[RunResult], path: Path) -> None:
     panels = [("live", lambda r: r.batch_latency_ms)]
     if any(r.catchup_latency_ms for r in runs):
         panels.append(("catch-up: sent while a backlog was being answered", lambda r: r.catchup_latency_ms))
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4), squeeze=False)
     for ax, (name, values) in zip(axes[0], panels):
         for run in runs:
@@ -51,6 +69,7 @@ def _latency_plot(runs: Sequence[RunResult], path: Path) -> None:
 
 def write_report(runs: Sequence[RunResult], out_dir: str | Path, title: str, metric: str = "NDCG@10") -> Path:
     """Write report.md, report.json and the plots into `out_dir`; returns the Markdown path."""
+    plt = pyplot()  # before any file: without matplotlib, no half-written report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({"title": title, "runs": [r.to_dict() for r in runs]}, indent=2))

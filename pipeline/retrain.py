@@ -11,6 +11,7 @@ A failed run raises and leaves the store untouched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import tempfile
 import time
@@ -78,10 +79,7 @@ def clicks_to_dataset(clicks: Sequence[ClickEvent]) -> SequenceDataset:
 
 def holdout_score(recommender: Recommender, clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy) -> float:
     k = int(policy.metric.split("@")[1])
-
-    def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
-        return [[item for item, _ in row] for row in recommender.recommend(histories, k, policy.exclude_seen)]
-
+    recommend = functools.partial(recommender.recommend_ids, k=k, exclude_seen=policy.exclude_seen)
     shown = simulate_serving(clicks, recommend, answer_from=cut, history_len=policy.history_len)
     report = score_shown_lists(clicks, shown, ks=(k,), score_from=cut)
     return report.overall[policy.metric]
@@ -115,12 +113,13 @@ def retrain_once(
         if init is None and model_config is None:
             model_config = replace(serving.config, n_items=1) if serving else ModelConfig(n_items=1)
         gated = train(train_part, None if init else model_config, train_config, work / "gate", init=init)
-
-        new_score = holdout_score(Recommender.from_checkpoint(gated.best_path, device="cpu"), clicks, cut, policy)
+        # Read once: scored here, then refit below. grow_model copied the serving weights, so
+        # `serving` is still the model that serves.
+        fitted = load_checkpoint(gated.best_path)
+        new_score = holdout_score(Recommender.from_loaded(fitted, device="cpu"), clicks, cut, policy)
         serving_score = None
         if serving is not None:
-            serving_rec = Recommender.from_checkpoint(store.checkpoint_path(serving_version), device="cpu")
-            serving_score = holdout_score(serving_rec, clicks, cut, policy)
+            serving_score = holdout_score(Recommender.from_loaded(serving, device="cpu"), clicks, cut, policy)
         n_holdout = len(clicks) - cut
         outcome = RetrainOutcome(False, None, new_score, serving_score, serving_version, "", cut, n_holdout, 0.0)
         if serving_score is not None and new_score < serving_score - policy.tolerance:
@@ -131,7 +130,6 @@ def retrain_once(
             best = gated.best_path
             if policy.refit_epochs > 0:
                 everything = clicks_to_dataset(clicks)
-                fitted = load_checkpoint(best)
                 refit_init = grow_model(fitted.model, fitted.item_map, everything.item_ids())
                 refit_cfg = replace(train_config, epochs=policy.refit_epochs, patience=policy.refit_epochs)
                 best = train(everything, None, refit_cfg, work / "refit", init=refit_init).best_path

@@ -317,6 +317,21 @@ def test_dockerfile_installs_with_the_command_ci_runs() -> None:
     assert sum("pip install" in r for r in runs) == 1, "one install step, the CI one"
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_test_tools_and_plots_are_extras_that_the_ci_install_pulls_in() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime, extras = _names(project["dependencies"]), project["optional-dependencies"]
+    assert not runtime & {"pytest", "pytest-timeout", "testcontainers", "matplotlib"}, "a worker needs none of them"
+    assert _names(extras["report"]) == {"matplotlib"} and _names(extras["docker"]) == {"testcontainers"}
+    assert "seqrec[report,docker]" in extras["dev"] and {"pytest", "pytest-timeout"} <= _names(extras["dev"])
+    # The packages the project was asked to use stay dependencies; the test tools come with `dev`.
+    assert {"torch", "kafka-python", "faust-streaming", "rocksdict", "numpy"} <= runtime
+    assert "'.[dev]'" in install_sh_pip_lines()[0]
+
+
 def test_dockerfile_copies_what_the_install_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 
 import pytest
@@ -9,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.kafka_local import LocalKafka
-from pipeline.kafka_provider import docker_available, kafka_in_container
+from pipeline.kafka_provider import MISSING_TESTCONTAINERS, docker_available, kafka_in_container, testcontainers_installed
 
 N_MESSAGES = 10_000
 
@@ -128,3 +130,12 @@ def test_kafka_in_container_when_docker_answers() -> None:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         assert admin.describe_cluster()["brokers"]
         admin.close()
+
+
+def test_without_testcontainers_a_docker_engine_goes_unused_with_one_line(caplog: pytest.LogCaptureFixture,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if the docker extra were not installed
+    with caplog.at_level(logging.WARNING, logger="pipeline.kafka_provider"):
+        assert not testcontainers_installed()
+    assert [r.getMessage() for r in caplog.records] == [MISSING_TESTCONTAINERS]
+    assert "pip install 'seqrec[docker]'" in MISSING_TESTCONTAINERS

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.harness import WorkerProcess
+from pipeline.kafka_local import free_port
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +28,6 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         max_len=20, d_model=16, n_heads=1, n_blocks=1,
     )
     return result.best_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

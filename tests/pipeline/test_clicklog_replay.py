@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clicklog import export_dataset, read_click_log, write_click_log
+from pipeline.clicklog import TrafficRecorder, export_dataset, read_click_log, write_click_log
 from pipeline.replay import parse_speed, replay_clicks
 from pipeline.source import ClickEvent
 
@@ -99,3 +99,18 @@ def test_export_synthesises_a_clock_that_keeps_user_order(tmp_path: Path) -> Non
     per_user = {u: [c.item_id for c in log if c.user_id == u] for u in "123"}
     assert per_user == {"1": ["5", "6", "7"], "2": ["7", "8"], "3": ["9", "5", "6", "8"]}
     assert [c.timestamp for c in log] == sorted(c.timestamp for c in log)
+
+
+def test_recorder_keeps_the_consumed_bytes_on_one_line(tmp_path: Path) -> None:
+    consumed = [
+        b'{"timestamp":1700000000000,"item_id":"i1","user_id":"u1","event_id":"e1"}',
+        json.dumps({"event_id": "e2", "user_id": "u2", "item_id": "i2", "timestamp": 1_700_000_001_000},
+                   indent=2).encode(),  # a producer's pretty-printed JSON: line breaks between tokens
+    ]
+    recorder = TrafficRecorder(tmp_path)
+    recorder.record(consumed, [{"event_id": "e1", "items": []}])
+    recorder.close()
+    recorded = tmp_path / "clicks-000001.jsonl"
+    assert recorded.read_bytes().splitlines() == [consumed[0], consumed[1].replace(b"\n", b" ")]
+    assert read_click_log(recorded, sort_by_time=False).clicks == [
+        ClickEvent("e1", "u1", "i1", 1_700_000_000_000), ClickEvent("e2", "u2", "i2", 1_700_000_001_000)]

@@ -4,6 +4,8 @@ time they began to answer, live latency apart from the backlog's catch-up."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,21 @@ def test_report_data_fits_the_run(tmp_path: Path) -> None:
     assert set(saved["batch_latency_ms"]) == {20} and len(saved["catchup_latency_ms"]) == 220
     assert all((tmp_path / name).stat().st_size > 0 for name in ("metric_over_time.png", "latency.png",
                                                                   "versions.png"))
+
+
+def test_without_matplotlib_the_report_says_which_extra_to_install(tmp_path: Path) -> None:
+    """The plots are an optional part: importing the report and the demo needs no matplotlib, and
+    writing a report without it is one line naming the extra, with nothing half-written."""
+    script = (
+        "import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
+        "import pipeline.demo, pipeline.report\n"
+        "from pipeline.errors import SeqrecError\n"
+        "try:\n"
+        f"    pipeline.report.write_report([], {str(tmp_path / 'report')!r}, 't')\n"
+        "except SeqrecError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "the report's plots need matplotlib: pip install 'seqrec[report]'"
+    assert not (tmp_path / "report").exists()
