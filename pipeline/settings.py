@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.state import ID_WINDOW
+
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"  # comma-separated host:port list
@@ -37,6 +39,8 @@ class StoreSettings(BaseModel):
     datadir: Path = Path("seqrec-data")  # one per worker process (RocksDB holds a lock)
     history_len: int = Field(50, ge=1)  # items kept per user, newest last
     session_gap_s: float = Field(1800.0, gt=0)  # inactivity that starts a new session
+    # Recent event ids kept per user: a click whose event_id is among them is a duplicate.
+    recent_event_ids: int = Field(ID_WINDOW, ge=0)
     # Faust's default is 2 GiB of block cache per partition database; a user's record is tiny.
     block_cache_mib: int = Field(8, ge=1)
     # Warm copies of other workers' partitions, so a takeover needs not replay the changelog.

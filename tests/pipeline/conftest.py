@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.harness import WorkerProcess
+from pipeline.kafka_local import LocalKafka
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +90,15 @@ def deployment(kafka_bootstrap: str, tiny_checkpoint: Path, tmp_path: Path) -> I
     yield d
     for w in d.workers:
         w.kill()
+
+
+@pytest.fixture
+def own_broker(tiny_checkpoint: Path, tmp_path: Path) -> Iterator[tuple[LocalKafka, Deployment]]:
+    """A deployment on a broker of the test's own (not the session's), for tests that stop and
+    start the broker."""
+    broker = LocalKafka(data_dir=tmp_path / "kafka")
+    d = Deployment(broker.start(), tiny_checkpoint, tmp_path)
+    yield broker, d
+    for w in d.workers:
+        w.kill()
+    broker.stop()
