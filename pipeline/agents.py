@@ -9,7 +9,9 @@ when the loop moves on. Each click is acked only after the broker has confirmed 
 recommendation (or its dead letter) and its history's changelog record, in
 `ClickPipeline._confirm`; Faust commits an offset only once every event up to it is acked. A crash
 between the two replays the click (same event_id), and the history's offset guard keeps the
-replayed click from entering the history twice.
+replayed click from entering the history twice. A message delivered again to the pipeline that
+already has it (Faust re-seeks around a rebalance) gets no second answer: it is acked with its
+first delivery, or at once when the broker has confirmed that one's answer.
 
 The table's changelog: a Faust table assignment sends its changelog record through Faust's
 per-message send path, measured at 0.37-0.55 ms of CPU per click (`benchmarks/faust_floor.py`),
@@ -27,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from pipeline.batcher import BatchPolicy, MicroBatcher
@@ -59,6 +61,7 @@ class Request:
     source: tuple[str, int, int]  # topic, partition, offset
     dead_letter: dict[str, Any] | None = None
     history_change: Record | None = None  # the user's new table value, as a changelog record
+    also_ack: list[Any] = field(default_factory=list)  # handles of this message delivered again
 
 
 def _now_ms() -> int:
@@ -108,9 +111,10 @@ class ClickPipeline:
             self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
         )
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
-        # clicks partition → highest offset whose answer (or dead letter) the broker confirmed
-        # to this pipeline, so a message delivered to it again needs no second answer
-        self.delivered: dict[int, int] = {}
+        # offsets whose answer (or dead letter) the broker confirmed to this pipeline, so a
+        # message delivered to it again needs no second answer
+        self.delivered = DeliveredOffsets()
+        self.in_flight: dict[tuple[int, int], Request] = {}  # (partition, offset) → not yet confirmed
         self.cache = StateCache(settings.store.cache_users)
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
         self.max_unconfirmed = MAX_UNCONFIRMED
@@ -155,10 +159,16 @@ class ClickPipeline:
             session_gap_ms=self.session_gap_ms, id_window=self.id_window, cache=self.cache,
         )
         source = (topic, partition, offset)
-        if written is Seen.REPLAY and offset <= self.delivered.get(partition, -1):
+        if written is Seen.REPLAY and self.delivered.has(partition, offset):
             # Its answer and history record are on the broker already: only ack it.
             self.metrics.replayed.inc()
             await self.batcher.put(Request(None, (), received, produced_ms, handle, value, key, source))
+            return
+        earlier = self.in_flight.get((partition, offset))
+        if written is Seen.REPLAY and earlier is not None:
+            # Delivered again while its first delivery awaits the broker: acked with it.
+            self.metrics.replayed.inc()
+            earlier.also_ack.append(handle)
             return
         if isinstance(written, Seen):  # answered again from the unchanged history
             (self.metrics.replayed if written is Seen.REPLAY else self.metrics.duplicates).inc()
@@ -166,9 +176,11 @@ class ClickPipeline:
             written = state.to_bytes()
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
-        await self.batcher.put(Request(
+        request = Request(
             result, state.items, received, produced_ms, handle, value, key, source, history_change=record,
-        ))
+        )
+        self.in_flight[(partition, offset)] = request
+        await self.batcher.put(request)
 
     async def handle_batch(self, batch: list[Request]) -> None:
         """Send the batch's history changes, score its clicks in one forward pass, produce every
@@ -230,7 +242,7 @@ class ClickPipeline:
     ) -> None:
         # The broker has every answer and every history change: now the clicks may be acked.
         results = await asyncio.gather(*persisting, *pending)
-        if previous is not None:  # batch order, so `delivered` never runs past an unconfirmed click
+        if previous is not None:  # in batch order, so `delivered` grows in offset order
             await asyncio.wait([previous])
             if self.failure is not None:
                 return
@@ -243,8 +255,11 @@ class ClickPipeline:
             m.dead_letters.labels(r.dead_letter["reason"]).inc()
         for r in batch:
             _, partition, offset = r.source
-            self.delivered[partition] = max(offset, self.delivered.get(partition, -1))
-            await self.ack(r.handle)
+            self.delivered.add(partition, offset)
+            if self.in_flight.get((partition, offset)) is r:
+                del self.in_flight[(partition, offset)]
+            for handle in (r.handle, *r.also_ack):
+                await self.ack(handle)
         m.pending.set(self.batcher.pending)
 
     def _on_confirmed(self, task: asyncio.Future[None]) -> None:
@@ -262,6 +277,28 @@ class ClickPipeline:
         await self.batcher.wait_idle()
         while self._confirming:
             await self._confirming.popleft()
+
+
+class DeliveredOffsets:
+    """Source offsets whose answers the broker has confirmed, per partition, as a few runs of
+    consecutive offsets (they come mostly in order; an offset out of order starts a new run).
+    Bounded: past `max_runs` runs per partition the oldest is forgotten, which only costs a
+    second answer if that offset ever comes again."""
+
+    def __init__(self, max_runs: int = 16) -> None:
+        self.max_runs = max_runs
+        self._runs: dict[int, list[list[int]]] = {}  # partition → [first, last] runs, newest last
+
+    def add(self, partition: int, offset: int) -> None:
+        runs = self._runs.setdefault(partition, [])
+        if runs and runs[-1][0] <= offset <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], offset)
+        elif not self.has(partition, offset):
+            runs.append([offset, offset])
+            del runs[:-self.max_runs]
+
+    def has(self, partition: int, offset: int) -> bool:
+        return any(first <= offset <= last for first, last in self._runs.get(partition, ()))
 
 
 def _inference_failure(request: Request, exc: Exception) -> dict[str, Any]:
@@ -442,6 +479,7 @@ def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
 
 __all__ = [
     "ClickPipeline",
+    "DeliveredOffsets",
     "Request",
     "assigned_partitions",
     "broker_reachable",

@@ -35,8 +35,9 @@ class _Consumer(faust_aiokafka.Consumer):
     partitions *before* the app waits for its in-flight events and commits, so that commit has
     nothing to commit. With Kafka's eager rebalancing every partition is revoked on every
     rebalance, so each one replayed everything since the last periodic commit, also on the
-    partitions that stayed with this worker (measured: 152 duplicate answers on the survivor's
-    own partitions when the other of two workers was killed at 450 clicks/s). Here the
+    partitions that stayed with this worker (measured: 164-186 duplicate answers on the
+    survivor's own partitions when the other of two workers was killed at 450 clicks/s, 0
+    after; benchmarks/crash_replay.py, docs/reliability.md). Here the
     in-flight events are answered, acked and committed first; Faust's own revocation then
     finds nothing left to wait for.
     """
