@@ -10,8 +10,7 @@ recommendation (or its dead letter) and its history's changelog record, in
 `ClickPipeline._confirm`; Faust commits an offset only once every event up to it is acked. A crash
 between the two replays the click (same event_id), and the history's offset guard keeps the
 replayed click from entering the history twice. A message delivered again to the pipeline that
-already has it (Faust re-seeks around a rebalance) gets no second answer: it is acked with its
-first delivery, or at once when the broker has confirmed that one's answer.
+saw the broker confirm its answer gets no second answer: it is only acked.
 
 The table's changelog: a Faust table assignment sends its changelog record through Faust's
 per-message send path, measured at 0.37-0.55 ms of CPU per click (`benchmarks/faust_floor.py`),
@@ -29,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from pipeline.batcher import BatchPolicy, MicroBatcher
@@ -61,7 +60,6 @@ class Request:
     source: tuple[str, int, int]  # topic, partition, offset
     dead_letter: dict[str, Any] | None = None
     history_change: Record | None = None  # the user's new table value, as a changelog record
-    also_ack: list[Any] = field(default_factory=list)  # handles of this message delivered again
 
 
 def _now_ms() -> int:
@@ -114,7 +112,6 @@ class ClickPipeline:
         # offsets whose answer (or dead letter) the broker confirmed to this pipeline, so a
         # message delivered to it again needs no second answer
         self.delivered = DeliveredOffsets()
-        self.in_flight: dict[tuple[int, int], Request] = {}  # (partition, offset) → not yet confirmed
         self.cache = StateCache(settings.store.cache_users)
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
         self.max_unconfirmed = MAX_UNCONFIRMED
@@ -164,23 +161,15 @@ class ClickPipeline:
             self.metrics.replayed.inc()
             await self.batcher.put(Request(None, (), received, produced_ms, handle, value, key, source))
             return
-        earlier = self.in_flight.get((partition, offset))
-        if written is Seen.REPLAY and earlier is not None:
-            # Delivered again while its first delivery awaits the broker: acked with it.
-            self.metrics.replayed.inc()
-            earlier.also_ack.append(handle)
-            return
         if isinstance(written, Seen):  # answered again from the unchanged history
             (self.metrics.replayed if written is Seen.REPLAY else self.metrics.duplicates).inc()
             # Sent again: the crash that replays this click may have come before its record left.
             written = state.to_bytes()
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
-        request = Request(
+        await self.batcher.put(Request(
             result, state.items, received, produced_ms, handle, value, key, source, history_change=record,
-        )
-        self.in_flight[(partition, offset)] = request
-        await self.batcher.put(request)
+        ))
 
     async def handle_batch(self, batch: list[Request]) -> None:
         """Send the batch's history changes, score its clicks in one forward pass, produce every
@@ -256,10 +245,7 @@ class ClickPipeline:
         for r in batch:
             _, partition, offset = r.source
             self.delivered.add(partition, offset)
-            if self.in_flight.get((partition, offset)) is r:
-                del self.in_flight[(partition, offset)]
-            for handle in (r.handle, *r.also_ack):
-                await self.ack(handle)
+            await self.ack(r.handle)
         m.pending.set(self.batcher.pending)
 
     def _on_confirmed(self, task: asyncio.Future[None]) -> None:

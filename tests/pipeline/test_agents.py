@@ -232,23 +232,6 @@ def test_broker_reachable_asks_the_network():
     assert not asyncio.run(broker_reachable(f"127.0.0.1:{port}", 1.0))  # closed now
 
 
-def test_a_click_delivered_again_while_its_answer_is_in_flight_is_acked_with_it():
-    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
-
-    async def main():
-        task = asyncio.create_task(pipe.batcher.run())
-        for handle in range(2):  # no wait between: the first answer is not confirmed yet
-            await pipe.accept(click("e0", "u", "a"), b"u", topic="clicks", partition=0, offset=0,
-                              timestamp_s=NOW_S, handle=handle)
-        await pipe.drain()
-        task.cancel()
-
-    asyncio.run(main())
-    assert [a["event_id"] for a in recs.decoded()] == ["e0"]
-    assert sorted(acked) == [0, 1] and pipe.in_flight == {}
-    assert metrics.replayed._value.get() == 1
-
-
 def test_delivered_offsets_hold_exactly_what_was_confirmed():
     delivered = DeliveredOffsets(max_runs=2)
     for offset in [5, 6, 7, 20, 21]:  # 8..19 never came to this worker
