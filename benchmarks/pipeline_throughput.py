@@ -101,7 +101,9 @@ def bare_forward(ckpt: Path, histories: list[list[str]], sizes: list[int], devic
 
 
 class AnswerClock(threading.Thread):
-    """Consumes the recommendations topic and notes when each event_id was first answered."""
+    """Consumes the recommendations topic and notes when each event_id was answered (`first`:
+    the first time; `times`: every time, so duplicates show; `produced`: each answer's
+    `produced_at`, equal for a record that a producer's retry wrote twice)."""
 
     def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None) -> None:
         super().__init__(daemon=True)
@@ -111,6 +113,8 @@ class AnswerClock(threading.Thread):
                                     enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
         self.consumer.subscribe([topic])
         self.first: dict[str, float] = {}
+        self.times: dict[str, list[float]] = {}
+        self.produced: dict[str, list[int]] = {}
         self.total = 0
         self.stopping = threading.Event()
 
@@ -120,7 +124,11 @@ class AnswerClock(threading.Thread):
                 now = time.time()
                 for m in messages:
                     self.total += 1
-                    self.first.setdefault(json.loads(m.value)["event_id"], now)
+                    answer = json.loads(m.value)
+                    event_id = answer["event_id"]
+                    self.first.setdefault(event_id, now)
+                    self.times.setdefault(event_id, []).append(now)
+                    self.produced.setdefault(event_id, []).append(answer["produced_at"])
         self.consumer.close()
 
 

@@ -9,7 +9,8 @@ when the loop moves on. Each click is acked only after the broker has confirmed 
 recommendation (or its dead letter) and its history's changelog record, in
 `ClickPipeline._confirm`; Faust commits an offset only once every event up to it is acked. A crash
 between the two replays the click (same event_id), and the history's offset guard keeps the
-replayed click from entering the history twice.
+replayed click from entering the history twice. A message delivered again to the pipeline that
+saw the broker confirm its answer gets no second answer: it is only acked.
 
 The table's changelog: a Faust table assignment sends its changelog record through Faust's
 per-message send path, measured at 0.37-0.55 ms of CPU per click (`benchmarks/faust_floor.py`),
@@ -37,11 +38,12 @@ from pipeline.runner import Runner
 from pipeline.settings import Settings
 from pipeline.sink import FaustTopic, KafkaBatchTopic, Record, Sink, Topic, dead_letter_record, recommendation_record
 from pipeline.source import INFERENCE_FAILED, ClickEvent, Rejection, SourceLimits, decode_click
-from pipeline.state import StateCache, update_history
+from pipeline.state import Seen, StateCache, update_history
 
 log = logging.getLogger(__name__)
 
 MAX_UNCONFIRMED = 4  # batches sent and waiting for the broker's acknowledgement at once
+BROKER_PROBE_INTERVAL_S = 1.0  # how often readiness checks that the broker answers
 
 
 @dataclass(slots=True)
@@ -95,6 +97,7 @@ class ClickPipeline:
         self.metrics = metrics if metrics is not None else Metrics()
         self.history_len = settings.store.history_len
         self.session_gap_ms = int(settings.store.session_gap_s * 1000)
+        self.id_window = settings.store.recent_event_ids
         serving = settings.serving
         self.limits = SourceLimits(
             max_payload_bytes=serving.max_payload_bytes,
@@ -106,6 +109,9 @@ class ClickPipeline:
             self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
         )
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
+        # offsets whose answer (or dead letter) the broker confirmed to this pipeline, so a
+        # message delivered to it again needs no second answer
+        self.delivered = DeliveredOffsets()
         self.cache = StateCache(settings.store.cache_users)
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
         self.max_unconfirmed = MAX_UNCONFIRMED
@@ -146,17 +152,23 @@ class ClickPipeline:
             )
             return
         state, written = update_history(
-            self.table, result, offset, history_len=self.history_len,
-            session_gap_ms=self.session_gap_ms, cache=self.cache,
+            self.table, result, partition, offset, history_len=self.history_len,
+            session_gap_ms=self.session_gap_ms, id_window=self.id_window, cache=self.cache,
         )
-        if written is None:
+        source = (topic, partition, offset)
+        if written is Seen.REPLAY and self.delivered.has(partition, offset):
+            # Its answer and history record are on the broker already: only ack it.
             self.metrics.replayed.inc()
+            await self.batcher.put(Request(None, (), received, produced_ms, handle, value, key, source))
+            return
+        if isinstance(written, Seen):  # answered again from the unchanged history
+            (self.metrics.replayed if written is Seen.REPLAY else self.metrics.duplicates).inc()
             # Sent again: the crash that replays this click may have come before its record left.
             written = state.to_bytes()
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
         await self.batcher.put(Request(
-            result, state.items, received, produced_ms, handle, value, key, (topic, partition, offset), history_change=record,
+            result, state.items, received, produced_ms, handle, value, key, source, history_change=record,
         ))
 
     async def handle_batch(self, batch: list[Request]) -> None:
@@ -204,7 +216,8 @@ class ClickPipeline:
         # The broker's acknowledgement is awaited in a task of its own, so the next batch is
         # scored meanwhile; acks may land out of batch order (Faust commits only up to the
         # lowest unacked offset of each partition).
-        task = asyncio.ensure_future(self._confirm(batch, persisting, pending, len(clicks), letters))
+        previous = self._confirming[-1] if self._confirming else None
+        task = asyncio.ensure_future(self._confirm(batch, persisting, pending, len(clicks), letters, previous))
         task.add_done_callback(self._on_confirmed)
         self._confirming.append(task)
         while self._confirming and (
@@ -214,10 +227,14 @@ class ClickPipeline:
 
     async def _confirm(
         self, batch: list[Request], persisting: list[Awaitable[Any]], pending: list[Awaitable[Any]],
-        answered: int, letters: list[Request],
+        answered: int, letters: list[Request], previous: asyncio.Future[None] | None,
     ) -> None:
         # The broker has every answer and every history change: now the clicks may be acked.
         results = await asyncio.gather(*persisting, *pending)
+        if previous is not None:  # in batch order, so `delivered` grows in offset order
+            await asyncio.wait([previous])
+            if self.failure is not None:
+                return
         if self.on_persisted is not None:
             for result in results[:len(persisting)]:
                 self.on_persisted(result)
@@ -226,6 +243,8 @@ class ClickPipeline:
         for r in letters:
             m.dead_letters.labels(r.dead_letter["reason"]).inc()
         for r in batch:
+            _, partition, offset = r.source
+            self.delivered.add(partition, offset)
             await self.ack(r.handle)
         m.pending.set(self.batcher.pending)
 
@@ -244,6 +263,28 @@ class ClickPipeline:
         await self.batcher.wait_idle()
         while self._confirming:
             await self._confirming.popleft()
+
+
+class DeliveredOffsets:
+    """Source offsets whose answers the broker has confirmed, per partition, as a few runs of
+    consecutive offsets (they come mostly in order; an offset out of order starts a new run).
+    Bounded: past `max_runs` runs per partition the oldest is forgotten, which only costs a
+    second answer if that offset ever comes again."""
+
+    def __init__(self, max_runs: int = 16) -> None:
+        self.max_runs = max_runs
+        self._runs: dict[int, list[list[int]]] = {}  # partition → [first, last] runs, newest last
+
+    def add(self, partition: int, offset: int) -> None:
+        runs = self._runs.setdefault(partition, [])
+        if runs and runs[-1][0] <= offset <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], offset)
+        elif not self.has(partition, offset):
+            runs.append([offset, offset])
+            del runs[:-self.max_runs]
+
+    def has(self, partition: int, offset: int) -> bool:
+        return any(first <= offset <= last for first, last in self._runs.get(partition, ()))
 
 
 def _inference_failure(request: Request, exc: Exception) -> dict[str, Any]:
@@ -323,7 +364,7 @@ def wire(
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        refresh_health(app, health, metrics)
+        refresh_health(app, k.clicks_topic, health, metrics)
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
     @app.page("/healthz")
@@ -332,12 +373,13 @@ def wire(
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
-        refresh_health(app, health, metrics)
+        refresh_health(app, k.clicks_topic, health, metrics)
         return web.json(health.as_dict(), status=200 if health.ready else 503)
 
-    @app.timer(2.0)
+    @app.timer(BROKER_PROBE_INTERVAL_S)
     async def observe() -> None:
-        refresh_health(app, health, metrics)
+        health.broker_reachable = await broker_reachable(k.bootstrap_servers, BROKER_PROBE_INTERVAL_S / 2)
+        refresh_health(app, k.clicks_topic, health, metrics)
         update_lag(app, k.clicks_topic, metrics)
 
     @app.timer(30.0)
@@ -347,15 +389,41 @@ def wire(
     return serve_clicks
 
 
-def refresh_health(app: Any, health: Health, metrics: Metrics) -> None:
+def refresh_health(app: Any, clicks_topic: str, health: Health, metrics: Metrics) -> None:
+    """Read readiness from the app; `health.broker_reachable` comes from the `observe` timer."""
     recovery = app.tables.recovery
     health.recovered = recovery.completed.is_set() and not recovery.in_recovery
     health.rebalancing = bool(app.rebalancing)
-    health.detail = "ready" if health.ready else (
-        "loading model" if not health.model_loaded
-        else "rebalancing" if health.rebalancing else "recovering table"
-    )
+    health.partitions = assigned_partitions(app, clicks_topic)
+    health.detail = health.blocker or "ready"
     metrics.ready.set(1 if health.ready else 0)
+
+
+def assigned_partitions(app: Any, topic: str) -> tuple[int, ...]:
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # consumer not started yet
+        return ()
+    return tuple(sorted(tp.partition for tp in assignment if tp.topic == topic))
+
+
+async def broker_reachable(bootstrap_servers: str, timeout_s: float) -> bool:
+    """True when one of the bootstrap servers accepts a TCP connection within `timeout_s`.
+
+    The consumer and producer retry a lost broker for ever without telling the app, so
+    readiness asks the network itself."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        host = host.split("://")[-1]
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout_s)
+        except (OSError, asyncio.TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
 
 
 def stats_line(metrics: Metrics, health: Health) -> str:
@@ -371,6 +439,7 @@ def stats_line(metrics: Metrics, health: Health) -> str:
         f"ready={int(health.ready)} events_in={total('seqrec_events_in'):.0f} "
         f"recommendations_out={total('seqrec_recommendations_out'):.0f} "
         f"dead_letters={total('seqrec_dead_letters'):.0f} replayed={total('seqrec_replayed_clicks'):.0f} "
+        f"duplicates={total('seqrec_duplicate_clicks'):.0f} "
         f"pending={total('seqrec_pending_clicks'):.0f} lag={total('seqrec_consumer_lag'):.0f} "
         f"mean_batch={size_sum / count if count else 0.0:.1f}"
     )
@@ -394,4 +463,14 @@ def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
         metrics.consumer_lag.labels(str(tp.partition)).set(max(lag, 0))
 
 
-__all__ = ["ClickPipeline", "Request", "refresh_health", "stats_line", "update_lag", "wire"]
+__all__ = [
+    "ClickPipeline",
+    "DeliveredOffsets",
+    "Request",
+    "assigned_partitions",
+    "broker_reachable",
+    "refresh_health",
+    "stats_line",
+    "update_lag",
+    "wire",
+]

@@ -28,9 +28,37 @@ class _LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _LowLatencyConsumer(faust_aiokafka.Consumer):
+class _Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a short fetch wait, and a commit before partitions are
+    revoked.
+
+    Faust 0.15.3 (`Consumer.on_partitions_revoked`) forgets the acked offsets of the revoked
+    partitions *before* the app waits for its in-flight events and commits, so that commit has
+    nothing to commit. With Kafka's eager rebalancing every partition is revoked on every
+    rebalance, so each one replayed everything since the last periodic commit, also on the
+    partitions that stayed with this worker (measured: 164-186 duplicate answers on the
+    survivor's own partitions when the other of two workers was killed at 450 clicks/s, 0
+    after; benchmarks/crash_replay.py, docs/reliability.md). Here the
+    in-flight events are answered, acked and committed first; Faust's own revocation then
+    finds nothing left to wait for.
+    """
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
+        if not self.app.should_stop and self.assignment():
+            await self._finish_in_flight_and_commit()
+        await super().on_partitions_revoked(revoked)
+
+    async def _finish_in_flight_and_commit(self) -> None:
+        # The steps of Faust's App._on_partitions_revoked, while the offsets are still known.
+        assignment = self.assignment()
+        self.stop_flow()
+        self.app.flow_control.suspend()
+        self.pause_partitions(assignment)
+        self.app.flow_control.clear()  # fetched, not yet started: the next owner reads them
+        await self.wait_empty()  # every started event acked, then a commit of all of them
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -72,7 +100,7 @@ def build_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         worker_redirect_stdouts=False,
     )
-    app.transport.Consumer = _LowLatencyConsumer  # before the worker creates its consumer
+    app.transport.Consumer = _Consumer  # before the worker creates its consumer
     return app
 
 

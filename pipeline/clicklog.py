@@ -59,7 +59,7 @@ def read_click_log(path: str | Path, sort_by_time: bool = True) -> ClickLog:
                 raw = raw.rstrip(b"\r\n")
                 if not raw.strip():
                     continue
-                decoded = decode_click(raw, None, now_ms=0, limits=_LOG_LIMITS)
+                decoded = decode_click(raw, None, now_ms=0, limits=_LOG_LIMITS, require_key=False)
                 if isinstance(decoded, Rejection):
                     result.bad_lines.append(BadLine(str(file), n, f"{decoded.reason}: {decoded.error}"))
                 else:

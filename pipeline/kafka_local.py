@@ -95,12 +95,56 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a listener could bind 127.0.0.1:`port` now. With SO_REUSEADDR, as the broker's
+    own listener (Java) binds: the connections a stopped broker leaves in TIME_WAIT do not
+    hold the port, only a socket that listens on it does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return False
         return True
+
+
+_TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
+
+
+def listening_inodes(port: int, tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[str]:
+    """Socket inodes listening on `port` (any address), from the kernel's TCP tables (Linux)."""
+    inodes = set()
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+            if len(fields) > 9 and fields[3] == _TCP_LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (command line)' of the process listening on `port`, or None when no process
+    visible here listens on it (another user's, or none). Reads /proc: no extra tools needed."""
+    sockets = {f"socket:[{inode}]" for inode in listening_inodes(port)}
+    if not sockets:
+        return None
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            held = any(os.readlink(fd_dir / fd) in sockets for fd in os.listdir(fd_dir))
+        except OSError:  # the process ended, or is not ours to look into
+            continue
+        if held:
+            pid = fd_dir.parent.name
+            try:
+                command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                command = "?"
+            return f"pid {pid} ({command.strip()[:200]})"
+    return None
 
 
 def new_cluster_id() -> str:
@@ -230,12 +274,14 @@ class LocalKafka:
             saved = json.loads(path.read_text())
             state = BrokerState(saved["cluster_id"], saved["port"], saved["controller_port"],
                                 secure_port=saved.get("secure_port"))
-            if port_is_free(state.port) and port_is_free(state.controller_port):
+            busy = [port for port in (state.port, state.controller_port) if not port_is_free(port)]
+            if not busy:
                 return state
             # The KRaft log remembers the controller's address, so a moved controller port needs a
             # fresh format; refuse rather than silently lose the data.
+            holders = "; ".join(f"{port}: {port_holder(port) or 'a process not visible here'}" for port in busy)
             raise BrokerError(
-                f"ports {state.port}/{state.controller_port} recorded in {path} are in use: "
+                f"ports {'/'.join(map(str, busy))} recorded in {path} are in use ({holders}): "
                 "is a broker already running on this data directory? (`seqrec kafka stop`)"
             )
         return BrokerState(new_cluster_id(), free_port(), free_port())

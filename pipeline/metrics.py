@@ -3,7 +3,8 @@
 Served by the Faust web server of each worker (pipeline/agents.py wires the pages):
     GET /metrics   Prometheus text format
     GET /healthz   200 while the process runs (liveness)
-    GET /ready     200 only after the model is loaded and table recovery is done, else 503
+    GET /ready     200 only while the worker can serve now (model loaded, broker reachable,
+                   partitions assigned, table recovered, no rebalance under way), else 503
 
 Every metric lives in the worker's own `CollectorRegistry`, so tests and benchmarks can make
 several `Metrics` in one process.
@@ -36,7 +37,14 @@ class Metrics:
             self.dead_letters.labels(reason)
         self.replayed = Counter(
             "seqrec_replayed_clicks",
-            "Clicks seen again after a restart or rebalance (already in the history; answered again).",
+            "Clicks seen again after a restart or rebalance (already in the history; answered again "
+            "unless this worker had delivered their answer).",
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "seqrec_duplicate_clicks",
+            "Clicks whose event_id the user's recent clicks already had (not added to the history; "
+            "answered again).",
             registry=r,
         )
         self.batch_size = Histogram(
@@ -82,23 +90,42 @@ class Metrics:
 
 @dataclass
 class Health:
-    """Readiness: the model is loaded and the table has recovered its partitions."""
+    """Readiness: whether this worker can serve clicks now. `/healthz` is liveness only."""
 
     model_loaded: bool = False
     recovered: bool = False
     rebalancing: bool = False
+    broker_reachable: bool = False
+    partitions: tuple[int, ...] = ()  # clicks partitions assigned to this worker
     detail: str = "starting"
 
     @property
+    def blocker(self) -> str | None:
+        """The first reason the worker cannot serve now, or None."""
+        if not self.model_loaded:
+            return "loading model"
+        if not self.broker_reachable:
+            return "broker unreachable"
+        if self.rebalancing:
+            return "rebalancing"
+        if not self.recovered:
+            return "recovering table"
+        if not self.partitions:
+            return "no partitions assigned"
+        return None
+
+    @property
     def ready(self) -> bool:
-        return self.model_loaded and self.recovered and not self.rebalancing
+        return self.blocker is None
 
     def as_dict(self) -> dict[str, object]:
         return {
             "ready": self.ready,
             "model_loaded": self.model_loaded,
+            "broker_reachable": self.broker_reachable,
             "recovered": self.recovered,
             "rebalancing": self.rebalancing,
+            "partitions": list(self.partitions),
             "detail": self.detail,
         }
 

@@ -189,7 +189,7 @@ def simulate_serving(
         pending.clear()
 
     for index, click in enumerate(tqdm(clicks, desc="simulate", unit="click", disable=not progress, mininterval=1.0)):
-        state, _ = update_history(table, click, first_offset + index, history_len=history_len,
+        state, _ = update_history(table, click, 0, first_offset + index, history_len=history_len,
                                   session_gap_ms=session_gap_ms)
         if index >= answer_from or index in answer_early:
             pending.append((click.event_id, state.items))

@@ -168,7 +168,7 @@ def read_clicks_topic(bootstrap: str, topic: str, stall_timeout_s: float = 60.0,
                 for r in records:
                     if r.offset >= end[TopicPartition(topic, r.partition)]:
                         continue  # written after this run started: the next run takes it
-                    decoded = decode_click(r.value, None, now_ms=0, limits=_ANY_TIME)
+                    decoded = decode_click(r.value, None, now_ms=0, limits=_ANY_TIME, require_key=False)
                     if not isinstance(decoded, Rejection):
                         clicks.append(decoded)
         return clicks

@@ -43,6 +43,8 @@ OTHER_ENV = {"JAVA_HOME": "the Java of the local development broker (`seqrec kaf
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
+from pipeline.state import ID_WINDOW
+
 
 class _Group(BaseModel):
     """A group of settings; the docstring under each field is its description (docs, --help)."""
@@ -128,6 +130,8 @@ class StoreSettings(_Group):
     """items kept per user, newest last (replay evaluation and the retrain gate keep as many)"""
     session_gap_s: float = Field(1800.0, gt=0)
     """seconds of inactivity that start a new session"""
+    recent_event_ids: int = Field(ID_WINDOW, ge=0)
+    """recent event ids kept per user: a click whose event_id is among them is a duplicate (answered again, not added)"""
     block_cache_mib: int = Field(8, ge=1)
     """RocksDB block cache per partition database (MiB); Faust's default is 2 GiB, a user's record is tiny"""
     standby_replicas: int = Field(1, ge=0)

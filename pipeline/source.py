@@ -25,6 +25,7 @@ MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 SCHEMA_VIOLATION = "schema_violation"
 ABSURD_TIMESTAMP = "absurd_timestamp"
+MISSING_KEY = "missing_key"
 KEY_MISMATCH = "key_mismatch"
 INFERENCE_FAILED = "inference_failed"  # valid click, but the model raised on its batch
 REASONS = (
@@ -35,6 +36,7 @@ REASONS = (
     WRONG_TYPE,
     SCHEMA_VIOLATION,
     ABSURD_TIMESTAMP,
+    MISSING_KEY,
     KEY_MISMATCH,
     INFERENCE_FAILED,
 )
@@ -67,14 +69,20 @@ _SCHEMA_RULE_REASONS = {"required": MISSING_FIELD, "type": WRONG_TYPE}
 
 
 def decode_click(
-    raw: bytes | None, key: bytes | None, *, now_ms: int, limits: SourceLimits = SourceLimits()
+    raw: bytes | None,
+    key: bytes | None,
+    *,
+    now_ms: int,
+    limits: SourceLimits = SourceLimits(),
+    require_key: bool = True,
 ) -> ClickEvent | Rejection:
     """Validate one message of the clicks topic.
 
     `key` is the message key: the topic is keyed by user id so a user's clicks share a
-    partition (and so the state table's partition); a click under another key would split the
-    user's history across partitions, so it is rejected (`key_mismatch`). `key=None` skips the
-    check (for callers that have no message key).
+    partition (and so the state table's partition). A click with no key lands on any partition
+    and one under another key on the wrong one; either would split the user's history across
+    partitions, so they are rejected (`missing_key`, `key_mismatch`). `require_key=False` skips
+    the check, for readers of click logs that carry no message key.
     """
     if raw is None:
         return Rejection(INVALID_JSON, "message has no value (tombstone)")
@@ -103,7 +111,9 @@ def decode_click(
             f"timestamp {ts} outside [{limits.min_timestamp_ms}, now + {limits.max_future_skew_ms} ms]",
         )
     user_id = data["user_id"]
-    if key is not None and key != user_id.encode("utf-8"):
+    if require_key and key is None:
+        return Rejection(MISSING_KEY, f"message has no key; produce it with the user_id {user_id[:64]!r} as key")
+    if require_key and key != user_id.encode("utf-8"):
         return Rejection(KEY_MISMATCH, f"message key {key[:64]!r} is not the user_id {user_id[:64]!r}")
     return ClickEvent(
         event_id=data["event_id"],

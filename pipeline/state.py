@@ -5,18 +5,24 @@ The table value is a plain JSON dict (`UserHistory.to_dict()`), and every update
 value back (`table[user] = ...`): Faust publishes a change to the changelog only on assignment,
 so a list changed in place would be lost at the next recovery.
 
-A click replayed after a crash (at-least-once) must not enter the history twice: the value keeps
-the source offset of the last click applied, and a click at or below it is not applied again
-(a user's clicks all live in one partition, in offset order).
+A click must not enter the history twice. Two guards, each for its own cause:
+- replay after a crash or a rebalance (at-least-once): the value keeps, per source partition,
+  the offset of the last click applied there, and a click at or below it is not applied again.
+  Per partition, because offsets of different partitions are unrelated: a user's clicks that
+  arrived on two partitions (a producer with another partitioner, a topic that grew) must not
+  make one partition's clicks look like replays of the other's.
+- a duplicate `event_id` (a producer's retry, a client re-sending), which arrives at a new
+  offset: the value keeps the user's last `id_window` event ids.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from pipeline.source import ClickEvent
 
@@ -29,7 +35,9 @@ class UserHistory:
     session_start: int = 0  # event time of the current session's first click (ms)
     session_index: int = 0  # sessions so far, counting from 1
     session_len: int = 0  # clicks in the current session
-    offset: int = -1  # source offset of the last click applied (replay guard)
+    # source partition → offset of the last click applied there (replay guard)
+    offsets: Mapping[int, int] = field(default_factory=dict)
+    recent_ids: tuple[str, ...] = ()  # the last event ids applied, oldest first (duplicate guard)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,7 +47,8 @@ class UserHistory:
             "session_start": self.session_start,
             "session_index": self.session_index,
             "session_len": self.session_len,
-            "offset": self.offset,
+            "offsets": {str(p): o for p, o in self.offsets.items()},
+            "recent_ids": list(self.recent_ids),
         }
 
     def to_bytes(self) -> bytes:
@@ -58,26 +67,61 @@ class UserHistory:
             session_start=data["session_start"],
             session_index=data["session_index"],
             session_len=data["session_len"],
-            offset=data["offset"],
+            offsets=_offsets_from(data),
+            recent_ids=tuple(data.get("recent_ids", ())),
         )
+
+
+def _offsets_from(data: dict[str, Any]) -> dict[int, int]:
+    if "offsets" in data:
+        return {int(p): o for p, o in data["offsets"].items()}
+    # Written before the guard was per partition: one offset, of the user's only partition.
+    return {ANY_PARTITION: data["offset"]} if data.get("offset", -1) >= 0 else {}
+
+
+ANY_PARTITION = -1  # an offset whose partition is not known (values from older workers)
+# Event ids kept per user: a producer's retry or a client's re-send comes within a few clicks;
+# each id costs its length in every changelog record of the user.
+ID_WINDOW = 32
+
+
+class Seen(Enum):
+    """Why a click leaves the history as it is."""
+
+    REPLAY = "replay"  # its offset was applied before (redelivery after a crash or rebalance)
+    DUPLICATE = "duplicate"  # a new message with an event_id the user's state has seen
+
+
+def seen_before(state: UserHistory, click: ClickEvent, partition: int, offset: int) -> Seen | None:
+    """Whether `click` (at `partition`, `offset`) is already in `state`."""
+    last = state.offsets.get(partition, state.offsets.get(ANY_PARTITION, -1))
+    if offset <= last:
+        return Seen.REPLAY
+    if click.event_id in state.recent_ids:
+        return Seen.DUPLICATE
+    return None
 
 
 def apply_click(
     state: UserHistory | None,
     click: ClickEvent,
+    partition: int,
     offset: int,
     *,
     history_len: int,
     session_gap_ms: int,
-) -> UserHistory | None:
-    """The user's state after `click` (at source `offset`), or None when it was applied before.
+    id_window: int = ID_WINDOW,
+) -> UserHistory | Seen:
+    """The user's state after `click` (at source `partition`, `offset`), or why it is not applied.
 
     A new session starts with the user's first click, when the client's session id changes, or
     after `session_gap_ms` without clicks. Out-of-order clicks are appended in arrival order
-    and never move `last_ts` backwards.
+    and never move `last_ts` backwards. The state keeps the last `id_window` event ids.
     """
-    if state is not None and offset <= state.offset:
-        return None
+    if state is not None:
+        seen = seen_before(state, click, partition, offset)
+        if seen is not None:
+            return seen
     if state is None:
         state = UserHistory()
         new_session = True
@@ -86,63 +130,68 @@ def apply_click(
     else:
         new_session = click.timestamp - state.last_ts > session_gap_ms
     items = (state.items + (click.item_id,))[-history_len:]
+    offsets = {p: o for p, o in state.offsets.items() if p != ANY_PARTITION}
+    offsets[partition] = offset
+    recent_ids = (state.recent_ids + (click.event_id,))[-id_window:] if id_window > 0 else ()
     if new_session:
         index = state.session_index + 1
-        return UserHistory(
-            items=items,
-            last_ts=max(state.last_ts, click.timestamp),
-            session_id=click.session_id or f"{click.user_id}#{index}",
-            session_start=click.timestamp,
-            session_index=index,
-            session_len=1,
-            offset=offset,
-        )
+        session_id, session_start, session_len = click.session_id or f"{click.user_id}#{index}", click.timestamp, 1
+    else:
+        index, session_id = state.session_index, state.session_id
+        session_start, session_len = state.session_start, state.session_len + 1
     return UserHistory(
         items=items,
         last_ts=max(state.last_ts, click.timestamp),
-        session_id=state.session_id,
-        session_start=state.session_start,
-        session_index=state.session_index,
-        session_len=state.session_len + 1,
-        offset=offset,
+        session_id=session_id,
+        session_start=session_start,
+        session_index=index,
+        session_len=session_len,
+        offsets=offsets,
+        recent_ids=recent_ids,
     )
 
 
 def update_history(
     table: MutableMapping[bytes, bytes],
     click: ClickEvent,
+    partition: int,
     offset: int,
     *,
     history_len: int,
     session_gap_ms: int,
+    id_window: int = ID_WINDOW,
     cache: StateCache | None = None,
-) -> tuple[UserHistory, bytes | None]:
-    """Apply `click` to `table[user]`, write the new value back; return (state, value written).
+) -> tuple[UserHistory, bytes | Seen]:
+    """Apply `click` to `table[user]`, write the new value back; return (state, value written),
+    or (the current state, why not) when the click is already in the history.
 
     Keys and values are bytes (`user_id` UTF-8, `UserHistory.to_bytes()`).
 
-    `table` is the Faust table's store inside the worker (or a dict in tests). A replayed click
-    leaves the table untouched and returns (the current state, None). With a `cache`, reads come
-    from it when it has the user (a RocksDB read through Faust costs ~0.2 ms).
+    `table` is the Faust table's store inside the worker (or a dict in tests). A replayed or
+    duplicate click leaves the table untouched. With a `cache`, reads come from it when it has
+    the user (a RocksDB read through Faust costs ~0.2 ms).
     """
     user = click.user_id
     key = user.encode("utf-8")
-    state = cache.get(user) if cache is not None else None
+    slot = (partition, user)  # the table holds one value per user in each partition's database
+    state = cache.get(slot) if cache is not None else None
     if state is None:
         raw = table.get(key)
         state = UserHistory.from_bytes(raw) if raw is not None else None
-    new = apply_click(state, click, offset, history_len=history_len, session_gap_ms=session_gap_ms)
-    if new is None:
-        return state if state is not None else UserHistory(), None
+    new = apply_click(state, click, partition, offset, history_len=history_len,
+                      session_gap_ms=session_gap_ms, id_window=id_window)
+    if isinstance(new, Seen):
+        return state if state is not None else UserHistory(), new
     value = new.to_bytes()
     table[key] = value
     if cache is not None:
-        cache.put(user, new)
+        cache.put(slot, new)
     return new, value
 
 
 class StateCache:
-    """Recently written user states, valid while the worker keeps its partitions.
+    """Recently written user states, by (partition, user) as the table's databases hold them;
+    valid while the worker keeps its partitions.
 
     Only the owner of a partition writes its users' values, so between two rebalances the
     cache cannot go stale; `reset(generation)` drops everything when the consumer generation
@@ -152,20 +201,20 @@ class StateCache:
     def __init__(self, max_users: int = 100_000) -> None:
         self.max_users = max_users
         self.generation: int | None = None
-        self._states: dict[str, UserHistory] = {}
+        self._states: dict[tuple[int, str], UserHistory] = {}
 
     def reset(self, generation: int) -> None:
         if generation != self.generation:
             self._states.clear()
             self.generation = generation
 
-    def get(self, user: str) -> UserHistory | None:
-        return self._states.get(user)
+    def get(self, slot: tuple[int, str]) -> UserHistory | None:
+        return self._states.get(slot)
 
-    def put(self, user: str, state: UserHistory) -> None:
-        if len(self._states) >= self.max_users and user not in self._states:
+    def put(self, slot: tuple[int, str], state: UserHistory) -> None:
+        if len(self._states) >= self.max_users and slot not in self._states:
             self._states.clear()
-        self._states[user] = state
+        self._states[slot] = state
 
     def __len__(self) -> int:
         return len(self._states)
@@ -216,11 +265,15 @@ def persisted_changelog_offsets(datadir: Path, table_name: str) -> dict[int, int
 
 
 __all__ = [
+    "ANY_PARTITION",
+    "ID_WINDOW",
+    "Seen",
     "StateCache",
     "UserHistory",
     "apply_click",
     "decode_table_key",
     "iter_rocksdb_table",
     "persisted_changelog_offsets",
+    "seen_before",
     "update_history",
 ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
+import subprocess
 import sys
 import time
 
@@ -10,8 +14,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.kafka_provider import MISSING_TESTCONTAINERS, docker_available, kafka_in_container, testcontainers_installed
+from pipeline.errors import BrokerError
+from pipeline.kafka_local import STATE_FILE, LocalKafka
+from pipeline.kafka_provider import (BOOTSTRAP_ENV, MISSING_TESTCONTAINERS, docker_available, kafka_in_container,
+                                     testcontainers_installed)
 
 N_MESSAGES = 10_000
 
@@ -132,10 +138,7 @@ def test_kafka_in_container_when_docker_answers() -> None:
         admin.close()
 
 
-def test_without_testcontainers_a_docker_engine_goes_unused_with_one_line(caplog: pytest.LogCaptureFixture,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if the docker extra were not installed
-    with caplog.at_level(logging.WARNING, logger="pipeline.kafka_provider"):
-        assert not testcontainers_installed()
-    assert [r.getMessage() for r in caplog.records] == [MISSING_TESTCONTAINERS]
-    assert "pip install 'seqrec[docker]'" in MISSING_TESTCONTAINERS
+from pipeline.errors import BrokerError
+from pipeline.kafka_local import STATE_FILE, LocalKafka
+from pipeline.kafka_provider import (BOOTSTRAP_ENV, MISSING_TESTCONTAINERS, docker_available, kafka_in_container,
+                                     testcontainers_installed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.harness import WorkerProcess
-from pipeline.kafka_local import free_port
+from pipeline.kafka_local import LocalKafka, free_port
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +94,15 @@ def deployment(kafka_bootstrap: str, tiny_checkpoint: Path, tmp_path: Path) -> I
 def deployment_class() -> type[Deployment]:
     """Deployment itself, for tests that deploy on a broker of their own or with their own env."""
     return Deployment
+
+
+@pytest.fixture
+def own_broker(tiny_checkpoint: Path, tmp_path: Path) -> Iterator[tuple[LocalKafka, Deployment]]:
+    """A deployment on a broker of the test's own (not the session's), for tests that stop and
+    start the broker."""
+    broker = LocalKafka(data_dir=tmp_path / "kafka")
+    d = Deployment(broker.start(), tiny_checkpoint, tmp_path)
+    yield broker, d
+    for w in d.workers:
+        w.kill()
+    broker.stop()

@@ -3,11 +3,12 @@
 import asyncio
 import time
 import json
+import socket
 
 import pytest
 
 import schemas
-from pipeline.agents import ClickPipeline, stats_line
+from pipeline.agents import ClickPipeline, DeliveredOffsets, broker_reachable, stats_line
 from pipeline.metrics import Health, Metrics
 from pipeline.runner import Runner
 from pipeline.settings import Settings
@@ -34,7 +35,9 @@ def click(event_id, user, item, ts_ms=NOW_S * 1000):
     return json.dumps({"event_id": event_id, "user_id": user, "item_id": item, "timestamp": ts_ms}).encode()
 
 
-def make(model, **batching):
+def make(model, table=None, **batching):
+    """A pipeline on in-memory topics; pass the `table` of an earlier one to play its successor
+    after a crash (same table, nothing else kept)."""
     settings = Settings(batching={"max_size": 4, "max_wait_ms": 1, **batching}, store={"history_len": 3})
     acked = []
 
@@ -42,7 +45,7 @@ def make(model, **batching):
         acked.append(handle)
 
     recs, dlq = MemoryTopic(), MemoryTopic()
-    table = {}
+    table = {} if table is None else table
     metrics = Metrics()
     pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, MemoryTopic(), ack, metrics)
     return pipe, table, recs, dlq, acked, metrics
@@ -95,25 +98,40 @@ def test_every_click_answered_bad_ones_dead_lettered_all_acked():
     assert metrics.events_in._value.get() == 7
     assert metrics.recommendations_out._value.get() == 5
     assert metrics.dead_letters.labels("undecodable")._value.get() == 1
-    line = stats_line(metrics, Health(model_loaded=True, recovered=True))
+    line = stats_line(metrics, Health(model_loaded=True, recovered=True, broker_reachable=True, partitions=(0,)))
     assert "ready=1 events_in=7 recommendations_out=5 dead_letters=2 replayed=0" in line
 
 
 def test_replayed_click_is_answered_again_but_not_reapplied():
     pipe, table, recs, dlq, acked, metrics = make(FakeModel())
+    asyncio.run(feed(pipe, [(b"u", click("e0", "u", "a")), (b"u", click("e1", "u", "b"))]))
+    # The worker that takes over after a crash gets offsets 0..1 again, then 2.
+    after, table, recs, dlq, acked, metrics = make(FakeModel(), table)
+    asyncio.run(feed(after, [(b"u", click(f"e{offset}", "u", item)) for offset, item in enumerate("abc")]))
+    assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b", "c")
+    assert [a["event_id"] for a in recs.decoded()] == ["e0", "e1", "e2"]
+    assert metrics.replayed._value.get() == 2
+
+
+def test_a_click_delivered_again_to_the_worker_that_answered_it_is_only_acked():
+    """A rebalance that leaves a partition with its worker may deliver a message again; that
+    worker knows the broker has its answer and history, so it answers nothing twice."""
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
 
     async def main():
         task = asyncio.create_task(pipe.batcher.run())
-        for offset, item in [(0, "a"), (1, "b"), (0, "a"), (1, "b"), (2, "c")]:  # a replay of 0..1
-            await pipe.accept(click(f"e{offset}", "u", item), b"u", topic="clicks", partition=0,
-                              offset=offset, timestamp_s=NOW_S, handle=offset)
+        for handle, offset in enumerate([0, 1, 0, 1, 2]):  # 0..1 come again once delivered
+            await pipe.accept(click(f"e{offset}", "u", "abc"[offset]), b"u", topic="clicks", partition=0,
+                              offset=offset, timestamp_s=NOW_S, handle=handle)
+            if handle == 1:
+                await pipe.drain()
         await pipe.drain()
         task.cancel()
 
     asyncio.run(main())
+    assert [a["event_id"] for a in recs.decoded()] == ["e0", "e1", "e2"]
     assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b", "c")
-    assert len(recs.records) == 5
-    assert metrics.replayed._value.get() == 2
+    assert sorted(acked) == [0, 1, 2, 3, 4] and metrics.replayed._value.get() == 2
 
 
 def test_inference_failure_dead_letters_the_batch_and_keeps_going():
@@ -155,17 +173,11 @@ def test_changelog_gets_each_users_newest_state_per_batch_in_its_partition():
 
 def test_replayed_click_sends_its_users_state_again():
     pipe, table, recs, dlq, acked, metrics = make(FakeModel())
-
-    async def main():
-        task = asyncio.create_task(pipe.batcher.run())
-        for attempt in range(2):  # offset 0 twice: the second is a replay after a crash
-            await pipe.accept(click("e0", "u", "a"), b"u", topic="clicks", partition=0, offset=0,
-                              timestamp_s=NOW_S, handle=attempt)
-            await pipe.drain()
-        task.cancel()
-
-    asyncio.run(main())
-    assert pipe.changelog.records == [(b"u", table[b"u"])] * 2
+    asyncio.run(feed(pipe, [(b"u", click("e0", "u", "a"))]))
+    # Offset 0 again, to the worker after a crash: the crash may have come before its record left.
+    after, table, recs, dlq, acked, metrics = make(FakeModel(), table)
+    asyncio.run(feed(after, [(b"u", click("e0", "u", "a"))]))
+    assert pipe.changelog.records == after.changelog.records == [(b"u", table[b"u"])]
     assert UserHistory.from_bytes(table[b"u"]).items == ("a",)
     assert metrics.replayed._value.get() == 1
 
@@ -196,3 +208,35 @@ def test_failed_delivery_leaves_clicks_unacked_and_stops_the_worker(broken):
     assert acked == []
     with pytest.raises(ConnectionError):  # the agent calls check() per event and stops
         pipe.check()
+
+
+def test_ready_only_while_every_condition_holds():
+    ok = dict(model_loaded=True, recovered=True, broker_reachable=True, partitions=(0, 3))
+    assert Health(**ok).ready and Health(**ok).blocker is None
+    for change, reason in [({"model_loaded": False}, "loading model"),
+                           ({"broker_reachable": False}, "broker unreachable"),
+                           ({"rebalancing": True}, "rebalancing"),
+                           ({"recovered": False}, "recovering table"),
+                           ({"partitions": ()}, "no partitions assigned")]:
+        health = Health(**{**ok, **change})
+        assert not health.ready and health.blocker == reason
+        assert health.as_dict()["ready"] is False
+
+
+def test_broker_reachable_asks_the_network():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert asyncio.run(broker_reachable(f"127.0.0.1:1,kafka://127.0.0.1:{port}", 1.0))
+    assert not asyncio.run(broker_reachable(f"127.0.0.1:{port}", 1.0))  # closed now
+
+
+def test_delivered_offsets_hold_exactly_what_was_confirmed():
+    delivered = DeliveredOffsets(max_runs=2)
+    for offset in [5, 6, 7, 20, 21]:  # 8..19 never came to this worker
+        delivered.add(0, offset)
+    assert delivered.has(0, 6) and delivered.has(0, 21)
+    assert not delivered.has(0, 12) and not delivered.has(0, 4) and not delivered.has(1, 6)
+    delivered.add(0, 40)  # a third run: the oldest is forgotten
+    assert not delivered.has(0, 6) and delivered.has(0, 20) and delivered.has(0, 40)

@@ -53,6 +53,7 @@ def test_encode_round_trips():
         (click(timestamp=5), b"u1", "absurd_timestamp"),
         (click(timestamp=NOW + 3_600_000), b"u1", "absurd_timestamp"),
         (click(), b"someone-else", "key_mismatch"),
+        (click(), None, "missing_key"),
     ],
 )
 def test_bad_input_is_rejected_with_its_reason(raw, key, reason):
@@ -62,8 +63,8 @@ def test_bad_input_is_rejected_with_its_reason(raw, key, reason):
     assert got.error
 
 
-def test_no_key_skips_the_key_check():
-    assert isinstance(decode(click(), key=None), ClickEvent)
+def test_a_click_log_without_keys_can_skip_the_key_check():
+    assert isinstance(decode_click(click(), None, now_ms=NOW, limits=LIMITS, require_key=False), ClickEvent)
 
 
 def test_reasons_are_the_dead_letter_schema_enum():

@@ -8,9 +8,10 @@ import json
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 
-from pipeline.harness import consume_until, produce_clicks, produce_raw, read_changelog
-from pipeline.source import ClickEvent
+from pipeline.harness import WorkerProcess, consume_until, produce_clicks, produce_raw, read_changelog
+from pipeline.source import ClickEvent, encode_click
 from pipeline.state import persisted_changelog_offsets
 
 
@@ -81,6 +82,33 @@ def test_one_answer_per_click_bad_input_dead_lettered_and_history_kept(deploymen
     assert {u: s.items for u, s in read_changelog(d.bootstrap, d.changelog).items()} == expected
 
 
+class ReadyProbe(threading.Thread):
+    """Polls a worker's /ready from its start: (wall time, status, detail) per answer."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        super().__init__(daemon=True)
+        self.worker = worker
+        self.samples: list[tuple[float, int, str]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                status, body = self.worker.get("/ready")
+                self.samples.append((time.time(), status, json.loads(body).get("detail", "")))
+            except (OSError, ValueError):  # web server not up yet
+                pass
+            time.sleep(0.1)
+
+
+def log_time(worker: WorkerProcess, text: str) -> float | None:
+    """Wall time of the first log line of `worker` that contains `text`."""
+    for line in worker.log_path.read_text(errors="replace").splitlines():
+        if text in line and line.startswith("["):
+            return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
+
+
 def test_kill_9_mid_stream_then_a_new_worker_answers_every_click(deployment):
     d = deployment
     first = d.worker()
@@ -88,27 +116,46 @@ def test_kill_9_mid_stream_then_a_new_worker_answers_every_click(deployment):
     clicks = make_clicks(3000, 40)
     ids = {c.event_id for c in clicks}
 
-    def produce_slowly() -> None:  # a steady stream, so the kill lands mid-stream
-        for i in range(0, len(clicks), 100):
-            produce_clicks(d.bootstrap, d.clicks, clicks[i : i + 100])
-            time.sleep(0.05)
+    def produce_slowly() -> None:  # a steady stream (~500/s), so the kill lands mid-stream
+        for i in range(0, len(clicks), 50):
+            produce_clicks(d.bootstrap, d.clicks, clicks[i : i + 50])
+            time.sleep(0.1)
 
     producer = threading.Thread(target=produce_slowly)
     producer.start()
-    consume_until(d.bootstrap, d.recommendations, lambda r: len(r) >= 500, timeout_s=60)
+    consume_until(d.bootstrap, d.recommendations, lambda r: len(r) >= 1000, timeout_s=60)
     first.kill()
+    before_kill = {r["event_id"] for r in consume_until(d.bootstrap, d.recommendations, lambda r: False,
+                                                        timeout_s=3).records}
+    assert 1000 <= len(before_kill) < len(ids), "the kill did not land mid-stream"
     producer.join()
 
     second = d.worker()  # a fresh data directory: the table comes back from the changelog
+    probe = ReadyProbe(second)
+    probe.start()
     second.wait_ready(timeout_s=120)
+    ready_at = time.time()
+    probe.stopping.set()
     recs = consume_until(d.bootstrap, d.recommendations, answered(ids), timeout_s=120).records
     counts = Counter(r["event_id"] for r in recs)
     assert set(counts) == ids, f"unanswered after the crash: {len(ids - set(counts))}"
     duplicates = sum(n - 1 for n in counts.values())
-    print(f"\nkill -9: {len(recs)} answers for {len(ids)} clicks, {duplicates} duplicates")
+    print(f"\nkill -9: {len(before_kill)} answered before the kill, {len(recs)} answers for "
+          f"{len(ids)} clicks, {duplicates} duplicates")
+    # Resumed from the committed offsets, not from offset 0 (which would answer again every
+    # click answered before the kill).
+    assert duplicates < len(before_kill) / 2
+
+    # /ready said no until the table was back from the changelog.
+    restored, done = log_time(second, "Restoring state from changelog"), log_time(second, "Done reading from changelog")
+    assert restored is not None and done is not None, second.log_tail()
+    assert ready_at >= done and all(t >= done for t, status, _ in probe.samples if status == 200)
+    assert any(status != 200 for _, status, _ in probe.samples), probe.samples[:5]
 
     assert second.stop() == 0, second.log_tail()
     expected = expected_histories(clicks, d.history_len)
+    # The new worker's own files hold the pre-kill histories: recovered from the changelog.
+    assert {u: s.items for u, s in second.dump_state().items()} == expected
     table = read_changelog(d.bootstrap, d.changelog)
     assert {u: s.items for u, s in table.items()} == expected  # no click lost or doubled
 
@@ -175,3 +222,85 @@ def test_restart_on_its_own_data_directory_continues_every_history(deployment):
     expected = expected_histories(first + second, d.history_len)
     assert {u: s.items for u, s in w.dump_state().items()} == expected
     assert {u: s.items for u, s in read_changelog(d.bootstrap, d.changelog).items()} == expected
+
+
+def test_keyless_clicks_are_dead_lettered_and_never_cost_a_keyed_click(deployment):
+    """The trial's sequence: 6 clicks without a message key for a user, then 3 keyed ones.
+    The keyless ones used to be answered from partitions of their own and the keyed ones then
+    taken for replays: answered, but missing from the history."""
+    d = deployment
+    w = d.worker()
+    w.wait_ready()
+    now = int(time.time() * 1000)
+    keyless = [ClickEvent(f"k{j}", "u-k", f"free{j}", now + j) for j in range(6)]
+    keyed = [ClickEvent(f"c{j}", "u-k", f"kept{j}", now + 10 + j) for j in range(3)]
+    for c in keyless:  # one send each, so they spread over partitions as kcat's did
+        produce_raw(d.bootstrap, d.clicks, [(None, encode_click(c))])
+    produce_clicks(d.bootstrap, d.clicks, keyed)
+
+    letters = consume_until(d.bootstrap, d.dead_letters, lambda r: len(r) >= 6, timeout_s=60).records
+    recs = consume_until(d.bootstrap, d.recommendations, answered({c.event_id for c in keyed}), timeout_s=60).records
+    assert sorted(x["reason"] for x in letters) == ["missing_key"] * 6
+    assert {r["event_id"] for r in recs} == {c.event_id for c in keyed}
+    assert w.metric('seqrec_dead_letters_total{reason="missing_key"}') == 6
+
+    assert w.stop() == 0, w.log_tail()
+    assert w.dump_state()["u-k"].items == ("kept0", "kept1", "kept2")
+    assert read_changelog(d.bootstrap, d.changelog)["u-k"].items == ("kept0", "kept1", "kept2")
+
+
+def test_a_duplicate_event_id_is_answered_again_but_enters_no_history(deployment):
+    """A producer's retry or a client's re-send: same event_id, new offset."""
+    d = deployment
+    w = d.worker()
+    w.wait_ready()
+    clicks = make_clicks(60, 6)
+    resent = [clicks[10], clicks[10], clicks[40], clicks[45]]  # twice in a row, and later
+    produce_clicks(d.bootstrap, d.clicks, clicks[:30] + resent[:2] + clicks[30:50] + resent[2:] + clicks[50:])
+
+    ids = {c.event_id for c in clicks}
+    expected_answers = len(clicks) + len(resent)
+    recs = consume_until(d.bootstrap, d.recommendations, lambda r: len(r) >= expected_answers, timeout_s=60).records
+    counts = Counter(r["event_id"] for r in recs)
+    assert set(counts) == ids
+    assert {e: n for e, n in counts.items() if n > 1} == {"e10": 3, "e40": 2, "e45": 2}
+    assert w.metric("seqrec_duplicate_clicks_total") == len(resent)
+    assert w.metric("seqrec_replayed_clicks_total") == 0
+
+    assert w.stop() == 0, w.log_tail()
+    expected = expected_histories(clicks, d.history_len)
+    assert {u: s.items for u, s in w.dump_state().items()} == expected
+    assert {u: s.items for u, s in read_changelog(d.bootstrap, d.changelog).items()} == expected
+
+
+def wait_ready_status(worker: WorkerProcess, ready: bool, timeout_s: float) -> tuple[float, str]:
+    """Poll /ready until it is (or is not) 200; return (seconds waited, its detail)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            status, body = worker.get("/ready")
+        except OSError:
+            status, body = 0, b"{}"
+        if (status == 200) == ready:
+            return time.monotonic() - started, json.loads(body).get("detail", "")
+        time.sleep(0.2)
+    raise TimeoutError(f"/ready never became {'200' if ready else 'non-200'}:\n{worker.log_tail()}")
+
+
+def test_ready_says_no_while_the_broker_is_down_and_yes_after_it_is_back(own_broker):
+    """On a broker of the test's own, stopped and started again on its data directory."""
+    broker, d = own_broker
+    w = d.worker()
+    w.wait_ready(timeout_s=120)
+    broker.stop()
+    waited, detail = wait_ready_status(w, ready=False, timeout_s=20)
+    print(f"\n/ready non-200 {waited:.1f} s after the broker stopped ({detail})")
+    assert detail == "broker unreachable"
+    assert w.get("/healthz")[0] == 200  # alive all the same
+    assert broker.start() == d.bootstrap
+    waited, _ = wait_ready_status(w, ready=True, timeout_s=120)
+    print(f"/ready 200 again {waited:.1f} s after the broker was back")
+    clicks = make_clicks(50, 5)
+    produce_clicks(d.bootstrap, d.clicks, clicks)
+    consume_until(d.bootstrap, d.recommendations, answered({c.event_id for c in clicks}), timeout_s=60)
+    assert w.stop() == 0, w.log_tail()
