@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from model.config import ModelConfig
-from model.sasrec import SASRec
+from seqrec.model.config import ModelConfig
+from seqrec.model.sasrec import SASRec
 
 
 def variants(steps_T: int) -> list[tuple[str, str, dict]]:

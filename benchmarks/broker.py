@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pipeline.kafka_local import LocalKafka
+from seqrec.pipeline.devtools.kafka_local import LocalKafka
 
 
 def rss_mib(pid: int) -> float:

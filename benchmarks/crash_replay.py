@@ -42,9 +42,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_throughput import AnswerClock, make_checkpoint, produce, start_worker, synthetic_stream  # noqa: E402
 
-from pipeline.harness import WorkerProcess, consume_until  # noqa: E402
-from pipeline.kafka_local import LocalKafka  # noqa: E402
-from pipeline.kafka_provider import provide_kafka  # noqa: E402
+from seqrec.pipeline.devtools.harness import WorkerProcess, consume_until  # noqa: E402
+from seqrec.pipeline.devtools.kafka_local import LocalKafka  # noqa: E402
+from seqrec.pipeline.devtools.kafka_provider import provide_kafka  # noqa: E402
 
 _LAG_LINE = re.compile(r'^seqrec_consumer_lag\{partition="(\d+)"\}')
 

@@ -12,7 +12,7 @@ Variants, each a separate process on its own copy of the backlog:
   * baseline  the same worker run from another checkout (`--baseline DIR`, e.g. a `git worktree`
               of an older commit), so a change is measured side by side in one run.
 
-The two floor apps are built by `pipeline.app.build_app`, so they run with exactly the worker's
+The two floor apps are built by `pipeline.serving.app.build_app`, so they run with exactly the worker's
 Faust settings (consumer tweaks, commit interval, RocksDB through rocksdict). Progress is read
 the same way for all three: the consumer group's committed offsets (every variant commits only
 what it acked; the worker acks a click once its answer is produced). Reported per variant:
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark mo
 
 from pipeline_throughput import broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
 
-from pipeline.harness import WorkerProcess, produce_clicks  # noqa: E402
-from pipeline.kafka_security import open_client  # noqa: E402
-from pipeline.settings import KafkaSettings, Settings, StoreSettings, WebSettings, load_settings  # noqa: E402
+from seqrec.pipeline.devtools.harness import WorkerProcess, produce_clicks  # noqa: E402
+from seqrec.pipeline.kafka_security import open_client  # noqa: E402
+from seqrec.pipeline.settings import KafkaSettings, Settings, StoreSettings, WebSettings, load_settings  # noqa: E402
 
 VARIANTS = ("consume", "table", "worker", "baseline")
 
@@ -56,7 +56,7 @@ VARIANTS = ("consume", "table", "worker", "baseline")
 def serve(variant: str, bootstrap: str, app_id: str, partitions: int, datadir: Path) -> None:
     from faust.worker import Worker
 
-    from pipeline.app import build_app
+    from seqrec.pipeline.serving.app import build_app
 
     settings = Settings(
         app_id=app_id, log_level="warning",

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap, item_categories, leave_one_out, load_dataset
-from model.evaluate import evaluate_split
-from model.train import TrainConfig, train
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap, item_categories, leave_one_out, load_dataset
+from seqrec.model.evaluate import evaluate_split
+from seqrec.model.train import TrainConfig, train
 
 KEEP = ("HR@10", "NDCG@10", "MRR@10", "CC@10", "ILD@10", "Coverage@10")
 

@@ -17,10 +17,10 @@ import json
 
 import torch
 
-from model.attention._genatt import masked_softmax, split_heads
-from model.attention.base import causal_mask
-from model.checkpoint import load_checkpoint
-from model.data import leave_one_out, load_dataset, pad_left
+from seqrec.model.attention._genatt import masked_softmax, split_heads
+from seqrec.model.attention.base import causal_mask
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.data import leave_one_out, load_dataset, pad_left
 
 
 def logit_shift_std(a: torch.Tensor, b: torch.Tensor, allowed: torch.Tensor) -> float:

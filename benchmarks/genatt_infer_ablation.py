@@ -18,10 +18,10 @@ from dataclasses import replace
 
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.data import item_categories, leave_one_out, load_dataset
-from model.evaluate import evaluate_split
-from model.sasrec import SASRec
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.data import item_categories, leave_one_out, load_dataset
+from seqrec.model.evaluate import evaluate_split
+from seqrec.model.sasrec import SASRec
 
 KEEP = ("HR@10", "NDCG@10", "MRR@10", "CC@10", "ILD@10", "Coverage@10")
 

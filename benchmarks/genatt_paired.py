@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from genatt_seeds import machine, variant_dir
-from model.checkpoint import load_checkpoint
-from model.data import SequenceDataset, item_categories, leave_one_out, load_dataset
-from model.evaluate import user_metrics
-from model.metrics import paired_difference
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.data import SequenceDataset, item_categories, leave_one_out, load_dataset
+from seqrec.model.evaluate import user_metrics
+from seqrec.model.metrics import paired_difference
 
 
 def per_user(path: Path, dataset: SequenceDataset, which: str, k: int) -> tuple[list[str], dict[str, torch.Tensor]]:

@@ -22,17 +22,17 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from model.data import load_dataset, sequences_from_clicks, synthetic_clicks
-from model.train import TrainConfig, train
-from pipeline.clicklog import clicks_from_rows, interleave_sequences
-from pipeline.harness import WorkerProcess
-from pipeline.kafka_local import free_port
-from pipeline.kafka_provider import BOOTSTRAP_ENV, provide_kafka
-from pipeline.kafka_security import open_client
-from pipeline.model_store import DirectoryModelStore
-from pipeline.retrain import retrain_once
-from pipeline.settings import load_settings
-from pipeline.source import ClickEvent, encode_click
+from seqrec.model.data import load_dataset, sequences_from_clicks, synthetic_clicks
+from seqrec.model.train import TrainConfig, train
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, interleave_sequences
+from seqrec.pipeline.devtools.harness import WorkerProcess
+from seqrec.pipeline.devtools.kafka_local import free_port
+from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, provide_kafka
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.retrain import retrain_once
+from seqrec.pipeline.settings import load_settings
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
 
 
 def percentile(values: list[float], q: float) -> float:

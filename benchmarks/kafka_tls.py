@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
-from pipeline.kafka_local import LocalKafka  # noqa: E402
-from pipeline.kafka_security import check_connection, open_client  # noqa: E402
-from pipeline.local_tls import MECHANISM, USERNAME  # noqa: E402
-from pipeline.settings import KafkaSecuritySettings  # noqa: E402
+from seqrec.pipeline.devtools.kafka_local import LocalKafka  # noqa: E402
+from seqrec.pipeline.kafka_security import check_connection, open_client  # noqa: E402
+from seqrec.pipeline.devtools.local_tls import MECHANISM, USERNAME  # noqa: E402
+from seqrec.pipeline.settings import KafkaSecuritySettings  # noqa: E402
 
 
 def median_s(fn, repeats: int) -> float:

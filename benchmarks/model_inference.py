@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from model.data import leave_one_out, load_dataset, pad_left
-from model.inference import Recommender
+from seqrec.model.data import leave_one_out, load_dataset, pad_left
+from seqrec.model.inference import Recommender
 
 
 def main() -> None:

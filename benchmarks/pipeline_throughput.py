@@ -35,17 +35,17 @@ from typing import Any, Iterator
 
 import torch
 
-from model.attention import attention_kinds
-from model.checkpoint import save_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap
-from model.inference import Recommender
-from model.sasrec import SASRec
-from pipeline.harness import WorkerProcess, make_producer
-from pipeline.kafka_local import free_port
-from pipeline.kafka_security import open_client
-from pipeline.settings import KafkaSecuritySettings, load_settings
-from pipeline.source import ClickEvent, encode_click
+from seqrec.model.attention import attention_kinds
+from seqrec.model.checkpoint import save_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.inference import Recommender
+from seqrec.model.sasrec import SASRec
+from seqrec.pipeline.devtools.harness import WorkerProcess, make_producer
+from seqrec.pipeline.devtools.kafka_local import free_port
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.settings import KafkaSecuritySettings, load_settings
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
 
 
 def synthetic_stream(n: int, users: int, items: int, seed: int = 0) -> list[ClickEvent]:
@@ -215,7 +215,7 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    from pipeline.kafka_provider import provide_kafka
+    from seqrec.pipeline.devtools.kafka_provider import provide_kafka
 
     with provide_kafka(workdir / "kafka") as (address, _source):
         yield address

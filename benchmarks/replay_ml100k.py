@@ -18,14 +18,14 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from model.config import ModelConfig
-from model.data import load_timed_clicks
-from model.train import TrainConfig
-from pipeline.clicklog import clicks_from_rows
-from pipeline.model_store import DirectoryModelStore
-from pipeline.offline_eval import Cadence, EvalOptions, evaluate_in_process
-from pipeline.report import write_report
-from pipeline.retrain import retrain_once
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import load_timed_clicks
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.evaluation.offline_eval import Cadence, EvalOptions, evaluate_in_process
+from seqrec.pipeline.evaluation.report import write_report
+from seqrec.pipeline.lifecycle.retrain import retrain_once
 
 
 def main() -> None:

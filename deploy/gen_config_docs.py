@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 import click  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields  # noqa: E402
+from seqrec.pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,15 @@ def settings_env_vars() -> dict[str, tuple[str, ...]]:
 
 def commands() -> dict[str, click.Command]:
     """Every `seqrec` sub-command by its path ("worker", "models list"...)."""
-    from pipeline.cli import cli  # loads torch: only when the options are asked for
-    from pipeline.cli.options import all_commands
+    from seqrec.pipeline.cli import cli  # loads torch: only when the options are asked for
+    from seqrec.pipeline.cli.options import all_commands
 
     return all_commands(cli)
 
 
 def setting_options() -> dict[tuple[str, ...], dict[str, list[str]]]:
     """Setting path -> option flag -> the commands that take it."""
-    from pipeline.cli.options import SettingOption
+    from seqrec.pipeline.cli.options import SettingOption
 
     found: dict[tuple[str, ...], dict[str, list[str]]] = {}
     for name, command in commands().items():

@@ -30,11 +30,11 @@ from typing import Any, Sequence
 
 import torch
 
-from model.attention import attention_kinds
-from model.config import ModelConfig
-from model.data import ItemMap
-from model.errors import CheckpointError
-from model.sasrec import SASRec
+from seqrec.model.attention import attention_kinds
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.errors import CheckpointError
+from seqrec.model.sasrec import SASRec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "LoadedCheckpoint", "load_checkpoint", "read_payload", "save_checkpoint", "write_atomically"]
 

@@ -26,7 +26,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from model.errors import DataError
+from seqrec.model.errors import DataError
 
 __all__ = [
     "FORMATS",

@@ -13,10 +13,10 @@ from typing import Protocol, Sequence
 
 import torch
 
-from model.data import Split, pad_left
-from model.inference import ranking_scores
-from model.metrics import MetricAccumulator
-from model.sasrec import SASRec
+from seqrec.model.data import Split, pad_left
+from seqrec.model.inference import ranking_scores
+from seqrec.model.metrics import MetricAccumulator
+from seqrec.model.sasrec import SASRec
 
 __all__ = ["PopularityScorer", "ScoreFn", "evaluate_sequences", "evaluate_split", "user_metrics"]
 

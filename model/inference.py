@@ -16,9 +16,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from model.checkpoint import LoadedCheckpoint, load_checkpoint
-from model.data import ItemMap, pad_left
-from model.sasrec import SASRec
+from seqrec.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from seqrec.model.data import ItemMap, pad_left
+from seqrec.model.sasrec import SASRec
 
 __all__ = ["Recommender", "default_device", "exclude_items", "ranking_scores"]
 

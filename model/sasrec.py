@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import build_attention
-from model.config import ModelConfig
+from seqrec.model.attention import build_attention
+from seqrec.model.config import ModelConfig
 
 __all__ = ["OBJECTIVES", "LossOutput", "SASRec"]
 

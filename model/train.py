@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
-from model.errors import CheckpointError, DataError
-from model.evaluate import evaluate_split
-from model.inference import default_device
-from model.sasrec import OBJECTIVES, SASRec
+from seqrec.model.checkpoint import load_checkpoint, save_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
+from seqrec.model.errors import CheckpointError, DataError
+from seqrec.model.evaluate import evaluate_split
+from seqrec.model.inference import default_device
+from seqrec.model.sasrec import OBJECTIVES, SASRec
 
 __all__ = ["TrainConfig", "TrainResult", "train", "training_tensors"]
 

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import torch
 
-from model.data import ItemMap
-from model.sasrec import SASRec
+from seqrec.model.data import ItemMap
+from seqrec.model.sasrec import SASRec
 
 NEW_ITEM_NOISE = 0.1  # times the spread of the known embeddings
 

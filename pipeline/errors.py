@@ -6,11 +6,11 @@ SeqrecError                (model/errors.py)
  ├── BrokerError           a Kafka broker could not be started, reached or stopped
  └── ConfigError           a setting is invalid or cannot work (exit code 2, like a usage error)
 
-A click that breaks its contract is not an exception: pipeline/source.py returns a Rejection and the
+A click that breaks its contract is not an exception: pipeline/serving/source.py returns a Rejection and the
 worker dead-letters it.
 """
 
-from model.errors import CheckpointError, DataError, SeqrecError
+from seqrec.model.errors import CheckpointError, DataError, SeqrecError
 
 
 class BrokerError(SeqrecError):

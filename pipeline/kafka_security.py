@@ -19,8 +19,8 @@ import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pipeline.errors import BrokerError
-from pipeline.settings import KafkaSecuritySettings
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.settings import KafkaSecuritySettings
 
 T = TypeVar("T")
 PLAINTEXT = KafkaSecuritySettings()

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pipeline.errors import ConfigError
+from seqrec.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ OTHER_ENV = {"JAVA_HOME": "the Java of the local development broker (`seqrec kaf
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-from pipeline.state import ID_WINDOW
+from seqrec.pipeline.serving.state import ID_WINDOW
 
 
 class _Group(BaseModel):

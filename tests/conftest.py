@@ -1,5 +1,5 @@
 """Shared fixtures. `kafka_bootstrap` is a real broker for the whole session (see
-pipeline.kafka_provider for the order it is looked for in); it never skips: without a broker the
+pipeline.devtools.kafka_provider for the order it is looked for in); it never skips: without a broker the
 tests that need one fail and say why."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import BrokerError
-from pipeline.kafka_provider import provide_kafka
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.devtools.kafka_provider import provide_kafka
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from pipeline.cli import cli, main
+from seqrec.pipeline.cli import cli, main
 
 
 def test_installed_entry_point_shows_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", "--help"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0
     assert "kafka" in result.stdout and "Usage" in result.stdout

@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 import pytest
 
-from pipeline.cli import cli, main
-from pipeline.cli.options import SettingOption, all_commands, setting_option
-from pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields, load_settings
+from seqrec.pipeline.cli import cli, main
+from seqrec.pipeline.cli.options import SettingOption, all_commands, setting_option
+from seqrec.pipeline.settings import DEPRECATED_ENV, OTHER_ENV, Settings, env_name, leaf_fields, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,8 +91,8 @@ def test_only_the_settings_read_the_environment() -> None:
     reads = re.compile(r"os\.environ(\.get\(|\[)|os\.getenv\(|envvar=")
     readers = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pipeline").rglob("*.py")
                if reads.search(p.read_text(encoding="utf-8"))}
-    assert readers == {"pipeline/settings.py", "pipeline/kafka_local.py"}, readers
-    local_reads = re.findall(r'os\.environ\.get\("(\w+)"', (ROOT / "pipeline" / "kafka_local.py").read_text())
+    assert readers == {"pipeline/settings.py", "pipeline/devtools/kafka_local.py"}, readers
+    local_reads = re.findall(r'os\.environ\.get\("(\w+)"', (ROOT / "pipeline" / "devtools" / "kafka_local.py").read_text())
     assert local_reads == list(OTHER_ENV)
 
 
@@ -122,8 +122,8 @@ def test_commands_read_the_workers_variable_for_the_model_store(tmp_path: Path, 
 
 
 def test_an_option_wins_over_the_variable_which_wins_over_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.cli.options import settings_from_options
-    from pipeline.cli.replay_cmd import evaluate_replay
+    from seqrec.pipeline.cli.options import settings_from_options
+    from seqrec.pipeline.cli.replay_cmd import evaluate_replay
 
     monkeypatch.setenv("SEQREC_STORE__HISTORY_LEN", "20")
     monkeypatch.setenv("SEQREC_KAFKA__CLICKS_TOPIC", "env-clicks")
@@ -143,7 +143,7 @@ def test_a_deprecated_name_is_read_when_the_new_one_is_unset(monkeypatch: pytest
 
 def _seqrec(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SEQREC_") and k not in DEPRECATED_ENV}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120, env={**clean, "PYTHONPATH": str(ROOT), **env})
 
 

@@ -27,7 +27,7 @@ def test_demo_runs_serves_and_cleans_up(kafka_bootstrap: str, tmp_path: Path) ->
     workdir = tmp_path / "demo"
     started_ms = time.time_ns() // 1_000_000
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", "--duration", "30", "--users", "150", "--items", "60",
+        [sys.executable, "-m", "seqrec.pipeline.cli", "demo", "--duration", "30", "--users", "150", "--items", "60",
          "--retrain-interval", "5", "--workdir", str(workdir)],
         capture_output=True, text=True, timeout=540,
         env={**os.environ, "SEQREC_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "120"},

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from pipeline.settings import DEPRECATED_ENV, Settings
+from seqrec.pipeline.settings import DEPRECATED_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -334,7 +335,7 @@ def test_test_tools_and_plots_are_extras_that_the_ci_install_pulls_in() -> None:
 
 def test_dockerfile_copies_what_the_install_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(project["tool"]["setuptools"]["package-dir"].values())  # the folders seqrec.* installs from
     needed = {"pyproject.toml", project["project"]["readme"]} | packages
     copied = set()
     instructions = dockerfile_instructions()
@@ -425,3 +426,14 @@ def test_generator_reads_descriptions_types_and_bounds(tmp_path: Path, monkeypat
     assert size.description == "Two lines of description."
     assert (rows["SEQREC_INNER__NAME"].type, rows["SEQREC_INNER__NAME"].description) == ("str | None", "from Field")
     assert (rows["SEQREC_INNER__KIND"].type, rows["SEQREC_WHERE"].type) == ("a | b", "Path")
+
+
+def test_installed_packages_live_under_the_seqrec_namespace(tmp_path: Path) -> None:
+    """Outside the checkout only `seqrec.*` imports: a user module named `model` or `pipeline`
+    cannot collide with ours."""
+    def imports(statement: str) -> int:
+        return subprocess.run([sys.executable, "-c", statement], cwd=tmp_path, capture_output=True).returncode
+
+    assert imports("import seqrec.model, seqrec.pipeline.cli, seqrec.schemas; seqrec.schemas.validator('click')") == 0
+    for generic in ("model", "pipeline", "schemas"):
+        assert imports(f"import {generic}") != 0, generic

@@ -14,10 +14,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.errors import BrokerError
-from pipeline.kafka_local import STATE_FILE, LocalKafka
-from pipeline.kafka_provider import (BOOTSTRAP_ENV, MISSING_TESTCONTAINERS, docker_available, kafka_in_container,
-                                     testcontainers_installed)
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.devtools.kafka_local import STATE_FILE, LocalKafka
+from seqrec.pipeline.devtools.kafka_provider import (BOOTSTRAP_ENV, MISSING_TESTCONTAINERS, docker_available, kafka_in_container,
+                                     testcontainers_installed as has_testcontainers)
 
 N_MESSAGES = 10_000
 
@@ -138,7 +138,56 @@ def test_kafka_in_container_when_docker_answers() -> None:
         admin.close()
 
 
-from pipeline.errors import BrokerError
-from pipeline.kafka_local import STATE_FILE, LocalKafka
-from pipeline.kafka_provider import (BOOTSTRAP_ENV, MISSING_TESTCONTAINERS, docker_available, kafka_in_container,
-                                     testcontainers_installed)
+def test_without_testcontainers_a_docker_engine_goes_unused_with_one_line(caplog: pytest.LogCaptureFixture,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if the docker extra were not installed
+    with caplog.at_level(logging.WARNING, logger="seqrec.pipeline.devtools.kafka_provider"):
+        assert not has_testcontainers()
+    assert [r.getMessage() for r in caplog.records] == [MISSING_TESTCONTAINERS]
+    assert "pip install 'seqrec[docker]'" in MISSING_TESTCONTAINERS
+
+
+def seqrec_kafka(*args: str) -> subprocess.CompletedProcess[str]:
+    """`seqrec kafka ...` as a user runs it (this checkout's code; never an external cluster)."""
+    env = {k: v for k, v in os.environ.items() if k != BOOTSTRAP_ENV}
+    return subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", "kafka", *args],
+                          capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_stop_with_clients_connected_then_start_again_at_once(tmp_path) -> None:
+    """The broker's connections are left in TIME_WAIT when it stops with clients connected;
+    they must not make the restart think that a broker still holds the ports."""
+    data_dir = str(tmp_path / "kafka")
+    started = seqrec_kafka("start", "--data-dir", data_dir)
+    assert started.returncode == 0, started.stderr
+    bootstrap = started.stdout.strip()
+    try:
+        create_topic(bootstrap, "kept", partitions=1)
+        produce_keyed(bootstrap, "kept", 100)
+        consumer = consumer_for(bootstrap, "kept", group=None)
+        assert len(read_values(consumer, 100)) == 100  # connected and fetching
+        assert seqrec_kafka("stop", "--data-dir", data_dir).returncode == 0
+        again = seqrec_kafka("start", "--data-dir", data_dir)  # at once, clients still open
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == bootstrap
+        consumer.close()
+        consumer = consumer_for(bootstrap, "kept", group=None)
+        assert sorted(v for _, _, v in read_values(consumer, 100)) == list(range(100))
+        consumer.close()
+    finally:
+        seqrec_kafka("stop", "--data-dir", data_dir)
+
+
+def test_a_port_really_held_names_the_process_holding_it(tmp_path) -> None:
+    data_dir = tmp_path / "kafka"
+    data_dir.mkdir()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (data_dir / STATE_FILE).write_text(json.dumps({"cluster_id": "x", "port": port, "controller_port": port}))
+        with pytest.raises(BrokerError) as error:
+            LocalKafka(data_dir=data_dir).start()
+    message = str(error.value)
+    assert f"{port}: pid {os.getpid()} (" in message and "pytest" in message
+    assert "\n" not in message

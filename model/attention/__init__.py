@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from model.attention.base import Attention, AttentionOutput, causal_mask
-from model.config import ModelConfig
+from seqrec.model.attention.base import Attention, AttentionOutput, causal_mask
+from seqrec.model.config import ModelConfig
 
 _REGISTRY: dict[str, type[Attention]] = {}
 
@@ -35,7 +35,7 @@ def build_attention(config: ModelConfig) -> Attention:
 
 
 # Importing the kinds registers them.
-from model.attention import softmax  # noqa: E402,F401
-from model.attention import dgenatt, vgenatt  # noqa: E402,F401  (generative kinds, issue 4)
+from seqrec.model.attention import softmax  # noqa: E402,F401
+from seqrec.model.attention import dgenatt, vgenatt  # noqa: E402,F401  (generative kinds, issue 4)
 
 __all__ = ["Attention", "AttentionOutput", "attention_kinds", "build_attention", "causal_mask", "register_attention"]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.attention.base import Attention, parse_options
-from model.config import ModelConfig
+from seqrec.model.attention.base import Attention, parse_options
+from seqrec.model.config import ModelConfig
 
 INFERENCE_MODES = ("mean", "sample")
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from model.config import ModelConfig
+from seqrec.model.config import ModelConfig
 
 
 @dataclass

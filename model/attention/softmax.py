@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import register_attention
-from model.attention.base import Attention, AttentionOutput, causal_mask, parse_options
-from model.config import ModelConfig
+from seqrec.model.attention import register_attention
+from seqrec.model.attention.base import Attention, AttentionOutput, causal_mask, parse_options
+from seqrec.model.config import ModelConfig
 
 
 @dataclass(frozen=True)

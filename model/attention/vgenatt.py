@@ -48,10 +48,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import register_attention
-from model.attention._genatt import GenerativeAttention, check_inference_mode, masked_softmax, merge_heads, split_heads
-from model.attention.base import AttentionOutput, causal_mask
-from model.config import ModelConfig
+from seqrec.model.attention import register_attention
+from seqrec.model.attention._genatt import GenerativeAttention, check_inference_mode, masked_softmax, merge_heads, split_heads
+from seqrec.model.attention.base import AttentionOutput, causal_mask
+from seqrec.model.config import ModelConfig
 
 DECODERS = ("additive", "gate")
 POSTERIORS = ("prefix", "target")

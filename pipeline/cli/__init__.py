@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from pipeline.errors import SeqrecError, ConfigError
+from seqrec.pipeline.errors import SeqrecError, ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,19 +26,19 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from pipeline.cli import demo_cmd, kafka_cmd, models_cmd, replay_cmd, retrain_cmd
-    from pipeline.cli import model_cmd
-    from pipeline.cli import worker_cmd
+    from seqrec.pipeline.cli import demo_cmd, kafka_cmd, store_cmd, replay_cmd, retrain_cmd
+    from seqrec.pipeline.cli import train_cmd
+    from seqrec.pipeline.cli import worker_cmd
 
     cli.add_command(demo_cmd.demo)
     cli.add_command(kafka_cmd.kafka)
-    cli.add_command(models_cmd.models)
+    cli.add_command(store_cmd.models)
     cli.add_command(replay_cmd.export)
     cli.add_command(replay_cmd.replay)
     cli.add_command(replay_cmd.evaluate_replay)
     cli.add_command(retrain_cmd.retrain)
-    cli.add_command(model_cmd.train)
-    cli.add_command(model_cmd.evaluate)
+    cli.add_command(train_cmd.train)
+    cli.add_command(train_cmd.evaluate)
     cli.add_command(worker_cmd.worker)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from model.attention import attention_kinds
-from pipeline.cli.replay_cmd import _speed
+from seqrec.model.attention import attention_kinds
+from seqrec.pipeline.cli.replay_cmd import _speed
 
 
 def _demo_speed(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -40,7 +40,7 @@ def demo(duration: float | None, data: Path | None, users: int, items: int, spee
     a worker, retrains in the background (the worker hot-swaps each published version) and shows
     throughput, end-to-end latency, hit rate, model version and dead letters live. Ends with a
     summary and a replay report; stops everything it started, also on Ctrl-C."""
-    from pipeline.demo import DemoOptions, run_demo
+    from seqrec.pipeline.devtools.demo import DemoOptions, run_demo
 
     run_demo(DemoOptions(duration_s=duration, data=data, users=users, items=items, speed=speed,
                          attention=attention, retrain_interval_s=retrain_interval, workdir=workdir))

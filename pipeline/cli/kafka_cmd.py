@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import BrokerError
-from pipeline.kafka_local import STATE_FILE, LocalKafka, pid_alive, stop_pid
-from pipeline.kafka_provider import BOOTSTRAP_ENV, configured_bootstrap, docker_available, kafka_in_container
-from pipeline.local_tls import SecureFiles, client_environment
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.devtools.kafka_local import STATE_FILE, LocalKafka, pid_alive, stop_pid
+from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, configured_bootstrap, docker_available, kafka_in_container
+from seqrec.pipeline.devtools.local_tls import SecureFiles, client_environment
 
 DEFAULT_DATA_DIR = Path(".seqrec") / "kafka"
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
-from pipeline.settings import Settings, env_name, leaf_fields, load_settings
+from seqrec.pipeline.settings import Settings, env_name, leaf_fields, load_settings
 
 # From the environment only: a command line is visible to every user of the host (`ps`).
 ENV_ONLY = ("kafka", "security")

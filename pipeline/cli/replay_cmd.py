@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from model.data import FORMATS
-from pipeline.clicklog import export_dataset, read_click_log
-from pipeline.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
-from pipeline.cli.options import pass_settings, setting_option
-from pipeline.replay import parse_speed, replay_to_kafka
-from pipeline.settings import Settings
+from seqrec.model.data import FORMATS
+from seqrec.pipeline.evaluation.clicklog import export_dataset, read_click_log
+from seqrec.pipeline.evaluation.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
+from seqrec.pipeline.cli.options import pass_settings, setting_option
+from seqrec.pipeline.evaluation.replay import parse_speed, replay_to_kafka
+from seqrec.pipeline.settings import Settings
 
 log_argument = click.argument("log", type=click.Path(exists=True, path_type=Path))
 # The connection's security is settings.kafka.security, from SEQREC_KAFKA__SECURITY__* only.
@@ -109,7 +109,7 @@ def evaluate_replay(settings: Settings, log: Path, models: tuple[str, ...], cade
 
     Each click is scored against the list shown after the user's previous click. In-process by
     default (fast); --via-kafka replays into a running worker and scores what it produced."""
-    from pipeline.report import write_report  # matplotlib loads only when a report is asked for
+    from seqrec.pipeline.evaluation.report import write_report  # matplotlib loads only when a report is asked for
 
     try:
         window_cadence = Cadence.parse(window)

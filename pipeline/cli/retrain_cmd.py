@@ -10,16 +10,16 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from model.attention import attention_kinds
-from model.config import ModelConfig
-from model.train import TrainConfig
-from pipeline.cli.models_cmd import store_option
-from pipeline.cli.options import pass_settings, setting_option
-from pipeline.cli.replay_cmd import bootstrap_option
-from pipeline.clicklog import read_click_log
-from pipeline.model_store import DirectoryModelStore
-from pipeline.retrain import GatePolicy, read_clicks_topic, retrain_once
-from pipeline.settings import Settings
+from seqrec.model.attention import attention_kinds
+from seqrec.model.config import ModelConfig
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.cli.store_cmd import store_option
+from seqrec.pipeline.cli.options import pass_settings, setting_option
+from seqrec.pipeline.cli.replay_cmd import bootstrap_option
+from seqrec.pipeline.evaluation.clicklog import read_click_log
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.retrain import GatePolicy, read_clicks_topic, retrain_once
+from seqrec.pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 

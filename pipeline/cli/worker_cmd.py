@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.options import pass_settings, setting_option
-from pipeline.settings import Settings
+from seqrec.pipeline.cli.options import pass_settings, setting_option
+from seqrec.pipeline.settings import Settings
 
 
 @click.command("worker")
@@ -49,11 +49,11 @@ def worker(settings: Settings, dump_state: bool) -> None:
     option; docs/configuration.md lists them all); an option given wins over the environment.
     """
     if dump_state:
-        from pipeline.state import iter_rocksdb_table
+        from seqrec.pipeline.serving.state import iter_rocksdb_table
 
         for partition, user, state in iter_rocksdb_table(settings.store.datadir, settings.table_name):
             click.echo(json.dumps({"partition": partition, "user_id": user, **state.to_dict()}))
         return
-    from pipeline.worker import run_worker
+    from seqrec.pipeline.serving.worker import run_worker
 
     run_worker(settings, torch_threads=settings.serving.torch_threads)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, read_payload, save_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap
-from model.errors import CheckpointError
-from model.sasrec import SASRec
+from seqrec.model.checkpoint import load_checkpoint, read_payload, save_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.errors import CheckpointError
+from seqrec.model.sasrec import SASRec
 
 ITEMS = ItemMap([f"i{n}" for n in range(12)])
 

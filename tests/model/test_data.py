@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model.data import (
+from seqrec.model.data import (
     ItemMap,
     detect_format,
     leave_one_out,
@@ -19,7 +19,7 @@ from model.data import (
     synthetic_clicks,
     synthetic_dataset,
 )
-from model.errors import DataError
+from seqrec.model.errors import DataError
 
 
 def test_item_map_round_trip_and_grow() -> None:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from model.data import Split
-from model.evaluate import PopularityScorer, evaluate_sequences, evaluate_split, user_metrics
+from seqrec.model.data import Split
+from seqrec.model.evaluate import PopularityScorer, evaluate_sequences, evaluate_split, user_metrics
 
 
 class FixedScores:

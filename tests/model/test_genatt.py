@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.attention import build_attention
-from model.config import ModelConfig
+from seqrec.model.attention import build_attention
+from seqrec.model.config import ModelConfig
 
 # Every decoder of each kind, for the invariants that must hold whatever the options.
 VARIANTS = [("vgenatt", {}), ("vgenatt", {"decoder": "gate", "free_bits": 0.0}), ("dgenatt", {})]
@@ -188,10 +188,10 @@ ROUND_TRIP_OPTIONS = {
 
 @pytest.mark.parametrize("variant", sorted(ROUND_TRIP_OPTIONS))
 def test_checkpoint_round_trip_and_padding_invariance(variant: str, tmp_path) -> None:
-    checkpoint = pytest.importorskip("model.checkpoint")
-    inference = pytest.importorskip("model.inference")
-    from model.data import ItemMap, pad_left
-    from model.sasrec import SASRec
+    checkpoint = pytest.importorskip("seqrec.model.checkpoint")
+    inference = pytest.importorskip("seqrec.model.inference")
+    from seqrec.model.data import ItemMap, pad_left
+    from seqrec.model.sasrec import SASRec
 
     torch.manual_seed(0)
     n_items = 30

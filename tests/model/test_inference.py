@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import save_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap
-from model.inference import Recommender
-from model.sasrec import SASRec
+from seqrec.model.checkpoint import save_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.inference import Recommender
+from seqrec.model.sasrec import SASRec
 
 ITEMS = ItemMap([f"i{n}" for n in range(1, 21)])  # i1..i20 at indices 1..20
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.metrics import (
+from seqrec.model.metrics import (
     MetricAccumulator,
     catalogue_coverage,
     category_coverage,

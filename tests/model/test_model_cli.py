@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.data import synthetic_clicks
-from pipeline.cli import main
+from seqrec.model.data import synthetic_clicks
+from seqrec.pipeline.cli import main
 
 
 @pytest.fixture()

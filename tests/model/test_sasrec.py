@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.attention import attention_kinds
-from model.config import ModelConfig
-from model.sasrec import SASRec
+from seqrec.model.attention import attention_kinds
+from seqrec.model.config import ModelConfig
+from seqrec.model.sasrec import SASRec
 
 N_ITEMS = 30
 

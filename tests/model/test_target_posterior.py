@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.attention import build_attention
-from model.config import ModelConfig
-from model.sasrec import SASRec
-from model.train import TrainConfig
+from seqrec.model.attention import build_attention
+from seqrec.model.config import ModelConfig
+from seqrec.model.sasrec import SASRec
+from seqrec.model.train import TrainConfig
 
 B, L, D, H = 3, 7, 16, 2
 TARGET = {"posterior": "target", "decoder": "gate", "free_bits": 0.0, "beta_cap": 1.0}

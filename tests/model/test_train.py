@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.data import ItemMap, leave_one_out, synthetic_dataset
-from model.evaluate import PopularityScorer, evaluate_split
-from model.train import TrainConfig, train, training_tensors
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.data import ItemMap, leave_one_out, synthetic_dataset
+from seqrec.model.evaluate import PopularityScorer, evaluate_split
+from seqrec.model.train import TrainConfig, train, training_tensors
 
 SMALL = dict(max_len=20, d_model=32, n_heads=2, n_blocks=1, dropout=0.1)
 
@@ -36,7 +36,7 @@ def fast(**kw) -> TrainConfig:
 
 
 def test_training_tensors_shift_targets_by_one() -> None:
-    from model.data import Split
+    from seqrec.model.data import Split
 
     split = Split(train=[[1, 2, 3, 4], [5]], valid_target=[0, 0], test_target=[0, 0], n_items=5)
     x, y = training_tensors(split, 3)
@@ -82,7 +82,7 @@ def test_lr_is_lowered_after_plateau_patience_validations_without_a_new_best(
         dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A validation score that never improves after the first epoch (pure schedule logic; the
     # model still trains for real).
-    monkeypatch.setattr("model.train._validate", lambda *a, **k: {"NDCG@10": 0.5})
+    monkeypatch.setattr("seqrec.model.train._validate", lambda *a, **k: {"NDCG@10": 0.5})
     result = train(dataset, None, fast(epochs=5, patience=99, lr=1e-2, lr_plateau_patience=2,
                                        lr_plateau_factor=0.5), tmp_path, **SMALL)
     assert [h["lr"] for h in result.history] == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3, 5e-3])

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.data import sequences_from_clicks, synthetic_clicks
-from model.train import TrainConfig, train
-from model.warmstart import NEW_ITEM_NOISE, grow_model
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.data import sequences_from_clicks, synthetic_clicks
+from seqrec.model.train import TrainConfig, train
+from seqrec.model.warmstart import NEW_ITEM_NOISE, grow_model
 
 FAST = TrainConfig(epochs=2, progress=False, device="cpu", seed=1)
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.harness import WorkerProcess
-from pipeline.kafka_local import LocalKafka, free_port
+from seqrec.pipeline.devtools.harness import WorkerProcess
+from seqrec.pipeline.devtools.kafka_local import LocalKafka, free_port
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real SASRec checkpoint: a few seconds of training on synthetic clicks."""
-    from model.data import sequences_from_clicks, synthetic_clicks
-    from model.train import TrainConfig, train
+    from seqrec.model.data import sequences_from_clicks, synthetic_clicks
+    from seqrec.model.train import TrainConfig, train
 
     clicks = synthetic_clicks(200, 100, seed=1)
     out = tmp_path_factory.mktemp("ckpt")

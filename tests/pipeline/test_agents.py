@@ -7,13 +7,13 @@ import socket
 
 import pytest
 
-import schemas
-from pipeline.agents import ClickPipeline, DeliveredOffsets, broker_reachable, stats_line
-from pipeline.metrics import Health, Metrics
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from pipeline.sink import MemoryTopic, Sink
-from pipeline.state import UserHistory
+from seqrec import schemas
+from seqrec.pipeline.serving.agents import ClickPipeline, DeliveredOffsets, broker_reachable, stats_line
+from seqrec.pipeline.serving.telemetry import Health, Metrics
+from seqrec.pipeline.serving.runner import Runner
+from seqrec.pipeline.settings import Settings
+from seqrec.pipeline.serving.sink import MemoryTopic, Sink
+from seqrec.pipeline.serving.state import UserHistory
 
 NOW_S = int(time.time())
 

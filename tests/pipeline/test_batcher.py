@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from pipeline.batcher import BatchPolicy, MicroBatcher
+from seqrec.pipeline.serving.batcher import BatchPolicy, MicroBatcher
 
 
 def run(coro):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clicklog import TrafficRecorder, export_dataset, read_click_log, write_click_log
-from pipeline.replay import parse_speed, replay_clicks
-from pipeline.source import ClickEvent
+from seqrec.pipeline.evaluation.clicklog import TrafficRecorder, export_dataset, read_click_log, write_click_log
+from seqrec.pipeline.evaluation.replay import parse_speed, replay_clicks
+from seqrec.pipeline.serving.source import ClickEvent
 
 
 def clicks(n: int, gap_ms: int = 1000) -> list[ClickEvent]:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import save_checkpoint
-from model.config import ModelConfig
-from model.data import ItemMap
-from model.inference import Recommender
-from model.sasrec import SASRec
-from pipeline.hotswap import HotSwapper
-from pipeline.model_store import DirectoryModelStore
-from pipeline.runner import Runner
+from seqrec.model.checkpoint import save_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.inference import Recommender
+from seqrec.model.sasrec import SASRec
+from seqrec.pipeline.lifecycle.hotswap import HotSwapper
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.serving.runner import Runner
 
 ITEMS = [f"i{n}" for n in range(20)]
 

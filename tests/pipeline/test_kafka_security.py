@@ -18,20 +18,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from model.data import synthetic_clicks
-from pipeline.clicklog import clicks_from_rows
-from pipeline.harness import consume_until, produce_clicks
-from pipeline.errors import BrokerError
-from pipeline.kafka_local import LocalKafka, free_port
-from pipeline.kafka_security import check_connection
-from pipeline.local_tls import SecureFiles, client_environment, create_secure_files
-from pipeline.settings import load_settings
-from pipeline.source import ClickEvent, encode_click
+from seqrec.model.data import synthetic_clicks
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
+from seqrec.pipeline.devtools.harness import consume_until, produce_clicks
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.devtools.kafka_local import LocalKafka, free_port
+from seqrec.pipeline.kafka_security import check_connection
+from seqrec.pipeline.devtools.local_tls import SecureFiles, client_environment, create_secure_files
+from seqrec.pipeline.settings import load_settings
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
 
 if TYPE_CHECKING:
     from conftest import Deployment
 
-ENTRY = "import sys; from pipeline.cli import main; sys.exit(main())"
+ENTRY = "import sys; from seqrec.pipeline.cli import main; sys.exit(main())"
 FAIL_FAST_S = 25  # under kafka-python's own 30 s bootstrap timeout, which would say nothing useful
 
 

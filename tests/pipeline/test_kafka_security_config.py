@@ -10,10 +10,10 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from pipeline.errors import BrokerError, ConfigError
-from pipeline.kafka_security import client_config, faust_credentials, open_client
-from pipeline.local_tls import create_secure_files
-from pipeline.settings import KafkaSecuritySettings, load_settings
+from seqrec.pipeline.errors import BrokerError, ConfigError
+from seqrec.pipeline.kafka_security import client_config, faust_credentials, open_client
+from seqrec.pipeline.devtools.local_tls import create_secure_files
+from seqrec.pipeline.settings import KafkaSecuritySettings, load_settings
 
 SECRET = "s3cret-value-91ab"
 
@@ -111,6 +111,6 @@ def test_the_admin_clients_logged_configuration_hides_the_password(tls_files, ca
 
 @pytest.fixture
 def unused_port() -> int:
-    from pipeline.kafka_local import free_port
+    from seqrec.pipeline.devtools.kafka_local import free_port
 
     return free_port()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from model.data import sequences_from_clicks, synthetic_clicks
-from model.errors import CheckpointError
-from model.train import TrainConfig, train
-from pipeline.cli import main
-from pipeline.model_store import DirectoryModelStore, IncompatibleVersionError
+from seqrec.model.data import sequences_from_clicks, synthetic_clicks
+from seqrec.model.errors import CheckpointError
+from seqrec.model.train import TrainConfig, train
+from seqrec.pipeline.cli import main
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore, IncompatibleVersionError
 
 
 @pytest.fixture(scope="module")

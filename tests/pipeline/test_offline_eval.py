@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from model.config import ModelConfig
-from model.data import synthetic_clicks
-from model.train import TrainConfig
-from pipeline.clicklog import clicks_from_rows, write_click_log
-from pipeline.model_store import DirectoryModelStore
-from pipeline.offline_eval import Cadence
-from pipeline.retrain import retrain_once
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import synthetic_clicks
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, write_click_log
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.evaluation.offline_eval import Cadence
+from seqrec.pipeline.lifecycle.retrain import retrain_once
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_evaluate_replay_compares_cadences_and_writes_a_report(log_and_checkpoin
     log, checkpoint, n_clicks = log_and_checkpoint
     report_dir = tmp_path / "report"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "evaluate-replay", str(log), "--model", f"soft={checkpoint}",
+        [sys.executable, "-m", "seqrec.pipeline.cli", "evaluate-replay", str(log), "--model", f"soft={checkpoint}",
          "--retrain-every", "never", "--retrain-every", str(n_clicks * 3 // 4), "--retrain-epochs", "1",
          "--gate-tolerance", "1",  # every retrain publishes: the cadence must show in the versions
          "--warmup", "0.5", "--report", str(report_dir), "--json"],
@@ -71,7 +71,7 @@ def test_cadence_rejects_nonsense(text: str) -> None:
 
 
 def test_log_time_cadence_boundaries() -> None:
-    from pipeline.source import ClickEvent
+    from seqrec.pipeline.serving.source import ClickEvent
 
     clicks = [ClickEvent(f"e{i}", "u", "i", i * 3_600_000) for i in range(10)]  # hourly clicks
     assert Cadence.parse("3h").boundaries(clicks) == [3, 6, 9]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pipeline.prequential import score_shown_lists, simulate_serving
-from pipeline.source import ClickEvent
+from seqrec.pipeline.evaluation.prequential import score_shown_lists, simulate_serving
+from seqrec.pipeline.serving.source import ClickEvent
 
 
 def click(user: str, n: int, item: str, minute: int) -> ClickEvent:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from model.data import synthetic_clicks
-from pipeline.clicklog import clicks_from_rows, read_click_log
-from pipeline.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
+from seqrec.model.data import synthetic_clicks
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, read_click_log
+from seqrec.pipeline.evaluation.offline_eval import Cadence, EvalOptions, evaluate_in_process, evaluate_through_kafka
 
 
 def test_in_process_and_through_kafka_agree(deployment, tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import LiveStats, run_result
-from pipeline.prequential import fitting_window_ms
-from pipeline.report import write_report
-from pipeline.source import ClickEvent
+from seqrec.pipeline.devtools.demo import LiveStats, run_result
+from seqrec.pipeline.evaluation.prequential import fitting_window_ms
+from seqrec.pipeline.evaluation.report import write_report
+from seqrec.pipeline.serving.source import ClickEvent
 
 T0 = 1_795_000_000_000  # a wall-clock ms, as the demo restamps clicks at send time
 
@@ -72,10 +72,10 @@ def test_without_matplotlib_the_report_says_which_extra_to_install(tmp_path: Pat
     writing a report without it is one line naming the extra, with nothing half-written."""
     script = (
         "import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
-        "import pipeline.demo, pipeline.report\n"
-        "from pipeline.errors import SeqrecError\n"
+        "import seqrec.pipeline.devtools.demo, seqrec.pipeline.evaluation.report\n"
+        "from seqrec.pipeline.errors import SeqrecError\n"
         "try:\n"
-        f"    pipeline.report.write_report([], {str(tmp_path / 'report')!r}, 't')\n"
+        f"    seqrec.pipeline.evaluation.report.write_report([], {str(tmp_path / 'report')!r}, 't')\n"
         "except SeqrecError as exc:\n"
         "    print(exc)\n"
     )

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from model.config import ModelConfig
-from model.data import synthetic_clicks
-from model.inference import Recommender
-from model.train import TrainConfig
-from pipeline.clicklog import clicks_from_rows
-from pipeline.model_store import DirectoryModelStore
-from pipeline.retrain import GatePolicy, retrain_once
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import synthetic_clicks
+from seqrec.model.inference import Recommender
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.retrain import GatePolicy, retrain_once
 
 FAST = TrainConfig(epochs=8, patience=3, batch_size=64, progress=False, seed=1)
 SMALL = ModelConfig(n_items=1, max_len=20, d_model=32, n_heads=2, n_blocks=1, dropout=0.1)

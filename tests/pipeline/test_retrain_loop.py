@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from model.data import synthetic_clicks
-from pipeline.clicklog import clicks_from_rows
-from pipeline.harness import produce_clicks
-from pipeline.model_store import DirectoryModelStore
+from seqrec.model.data import synthetic_clicks
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
+from seqrec.pipeline.devtools.harness import produce_clicks
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def test_interval_loop_survives_failed_runs_and_publishes_again(kafka_bootstrap:
     log_path = tmp_path / "retrain.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "retrain", "--store", str(store.root), "--topic", topic_name,
+            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--topic", topic_name,
              "--bootstrap", kafka_bootstrap, "--interval", "1", "--epochs", "2", "--tolerance", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -1,6 +1,6 @@
-from pipeline.cli.options import settings_from_options
-from pipeline.cli.worker_cmd import worker
-from pipeline.settings import Settings
+from seqrec.pipeline.cli.options import settings_from_options
+from seqrec.pipeline.cli.worker_cmd import worker
+from seqrec.pipeline.settings import Settings
 
 
 def test_env_prefix_and_nested_groups(monkeypatch):

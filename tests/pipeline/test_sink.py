@@ -1,6 +1,6 @@
 import asyncio
 
-from pipeline.sink import KafkaBatchTopic
+from seqrec.pipeline.serving.sink import KafkaBatchTopic
 
 
 class FakeBatch:

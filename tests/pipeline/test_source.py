@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-import schemas
-from pipeline.source import (
+from seqrec import schemas
+from seqrec.pipeline.serving.source import (
     REASONS,
     ClickEvent,
     Rejection,

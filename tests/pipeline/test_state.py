@@ -1,5 +1,5 @@
-from pipeline.source import ClickEvent
-from pipeline.state import ANY_PARTITION, Seen, StateCache, UserHistory, apply_click, update_history
+from seqrec.pipeline.serving.source import ClickEvent
+from seqrec.pipeline.serving.state import ANY_PARTITION, Seen, StateCache, UserHistory, apply_click, update_history
 
 GAP = 30 * 60 * 1000
 

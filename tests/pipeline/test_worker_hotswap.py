@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.harness import consume_until, produce_clicks
-from pipeline.model_store import DirectoryModelStore
-from pipeline.source import ClickEvent
+from seqrec.pipeline.devtools.harness import consume_until, produce_clicks
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.serving.source import ClickEvent
 
 
 def train_tiny(out: Path, seed: int, **shape: int) -> Path:
-    from model.data import sequences_from_clicks, synthetic_clicks
-    from model.train import TrainConfig, train
+    from seqrec.model.data import sequences_from_clicks, synthetic_clicks
+    from seqrec.model.train import TrainConfig, train
 
     config = {"max_len": 20, "d_model": 16, "n_heads": 1, "n_blocks": 1, **shape}
     result = train(sequences_from_clicks(synthetic_clicks(200, 100, seed=1)), None,
@@ -59,7 +59,7 @@ def worker_following_store(d, tmp_path: Path):
 
 
 def publish_with_cli(store: DirectoryModelStore, checkpoint: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "models", "publish", str(checkpoint),
+    result = subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", "models", "publish", str(checkpoint),
                              "--store", str(store.root)], capture_output=True, text=True, timeout=120, check=True)
     return result.stdout.strip()
 

@@ -10,9 +10,9 @@ import time
 from collections import Counter
 from datetime import datetime
 
-from pipeline.harness import WorkerProcess, consume_until, produce_clicks, produce_raw, read_changelog
-from pipeline.source import ClickEvent, encode_click
-from pipeline.state import persisted_changelog_offsets
+from seqrec.pipeline.devtools.harness import WorkerProcess, consume_until, produce_clicks, produce_raw, read_changelog
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
+from seqrec.pipeline.serving.state import persisted_changelog_offsets
 
 
 def make_clicks(n: int, users: int, *, start: int = 0, prefix: str = "e") -> list[ClickEvent]:

@@ -14,11 +14,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipeline.kafka_local import free_port
+from seqrec.pipeline.devtools.kafka_local import free_port
 
 
 def run_worker_cli(d, datadir: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "worker", *d.worker_args(datadir, port, *extra)],
+    return subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", "worker", *d.worker_args(datadir, port, *extra)],
                           capture_output=True, text=True, timeout=240)
 
 
@@ -82,7 +82,7 @@ def test_worker_log_has_no_colour_codes_when_stderr_is_a_file(deployment, tmp_pa
     terminal, terminal_peer = pty.openpty()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", *deployment.worker_args(tmp_path / "data", port)],
+            [sys.executable, "-m", "seqrec.pipeline.cli", "worker", *deployment.worker_args(tmp_path / "data", port)],
             stdout=terminal_peer, stderr=log, start_new_session=True)
     os.close(terminal_peer)
     try:

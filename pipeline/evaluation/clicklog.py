@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from model.data import load_dataset, load_timed_clicks
-from pipeline.source import ClickEvent, Rejection, SourceLimits, decode_click, encode_click
+from seqrec.model.data import load_dataset, load_timed_clicks
+from seqrec.pipeline.serving.source import ClickEvent, Rejection, SourceLimits, decode_click, encode_click
 
 log = logging.getLogger(__name__)
 

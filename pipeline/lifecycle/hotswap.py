@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from model.errors import CheckpointError
-from model.inference import Recommender
-from pipeline.metrics import Metrics
-from pipeline.model_store import DirectoryModelStore, ModelStore, incompatibility
-from pipeline.runner import Runner
-from pipeline.settings import Settings
+from seqrec.model.errors import CheckpointError
+from seqrec.model.inference import Recommender
+from seqrec.pipeline.serving.telemetry import Metrics
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore, ModelStore, incompatibility
+from seqrec.pipeline.serving.runner import Runner
+from seqrec.pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 

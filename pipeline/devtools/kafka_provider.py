@@ -4,7 +4,7 @@
    cluster as it is.
 2. A Docker engine answers and testcontainers is installed (`seqrec[docker]`): its Kafka module
    in KRaft mode.
-3. Otherwise: a local Apache Kafka 4.x broker from the Maven jars (pipeline.kafka_local).
+3. Otherwise: a local Apache Kafka 4.x broker from the Maven jars (pipeline.devtools.kafka_local).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.kafka_local import LocalKafka
-from pipeline.settings import env_name, load_settings
+from seqrec.pipeline.devtools.kafka_local import LocalKafka
+from seqrec.pipeline.settings import env_name, load_settings
 
 log = logging.getLogger(__name__)
 

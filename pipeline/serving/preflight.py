@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from pipeline.errors import ConfigError
-from pipeline.settings import Settings
+from seqrec.pipeline.errors import ConfigError
+from seqrec.pipeline.settings import Settings
 
 LOCK_NAME = "worker.lock"  # inside the data directory; holds the owner's pid
 

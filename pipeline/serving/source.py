@@ -14,7 +14,7 @@ from typing import Any
 
 import fastjsonschema
 
-import schemas
+from seqrec import schemas
 
 # Dead-letter reasons, in the order they are checked. They are the `reason` enum of
 # dead_letter.v1.json and the label values of the dead-letter counter.

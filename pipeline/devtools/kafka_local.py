@@ -6,7 +6,7 @@ ports. The ports and the cluster id are kept in the data directory, so a broker 
 started again on the same directory comes back on the same address with all its data.
 
 With `secure=True` the broker also has a SASL_SSL listener (SCRAM-SHA-512 over TLS) beside the
-PLAINTEXT one: its CA, certificate and client password are made on first start (pipeline.local_tls)
+PLAINTEXT one: its CA, certificate and client password are made on first start (pipeline.devtools.local_tls)
 and the SCRAM user is created when the storage is formatted.
 """
 
@@ -26,8 +26,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import BrokerError
-from pipeline.local_tls import MECHANISM, USERNAME, SecureFiles, create_secure_files, secure_listener_properties
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.devtools.local_tls import MECHANISM, USERNAME, SecureFiles, create_secure_files, secure_listener_properties
 
 log = logging.getLogger(__name__)
 

@@ -30,23 +30,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from model.config import ModelConfig
-from model.data import load_dataset, load_timed_clicks, synthetic_clicks
-from model.train import TrainConfig
-from pipeline.clicklog import clicks_from_rows, interleave_sequences
-from pipeline.harness import WorkerProcess
-from pipeline.kafka_local import free_port
-from pipeline.kafka_provider import BOOTSTRAP_ENV, provide_kafka
-from pipeline.kafka_security import open_client
-from pipeline.model_store import DirectoryModelStore
-from pipeline.offline_eval import RunResult
-from pipeline.prequential import fitting_window_ms, score_shown_lists
-from pipeline.replay import replay_to_kafka
-from pipeline.report import pyplot, write_report
-from pipeline.retrain import retrain_once
-from pipeline.settings import KafkaSecuritySettings, KafkaSettings, Settings, load_settings
-from pipeline.source import ClickEvent
-from pipeline.worker import ensure_topics
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import load_dataset, load_timed_clicks, synthetic_clicks
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, interleave_sequences
+from seqrec.pipeline.devtools.harness import WorkerProcess
+from seqrec.pipeline.devtools.kafka_local import free_port
+from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, provide_kafka
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.evaluation.offline_eval import RunResult
+from seqrec.pipeline.evaluation.prequential import fitting_window_ms, score_shown_lists
+from seqrec.pipeline.evaluation.replay import replay_to_kafka
+from seqrec.pipeline.evaluation.report import pyplot, write_report
+from seqrec.pipeline.lifecycle.retrain import retrain_once
+from seqrec.pipeline.settings import KafkaSecuritySettings, KafkaSettings, Settings, load_settings
+from seqrec.pipeline.serving.source import ClickEvent
+from seqrec.pipeline.serving.worker import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
         retrain_log = open(workdir / "retrain.log", "ab")
         stack.callback(retrain_log.close)
         retrainer = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "retrain", "--store", str(store.root), "--topic",
+            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--topic",
              settings.kafka.clicks_topic, "--bootstrap", bootstrap, "--interval", str(options.retrain_interval_s),
              "--epochs", "3", "--tolerance", "0.01"],
             stdout=retrain_log, stderr=subprocess.STDOUT, start_new_session=True,

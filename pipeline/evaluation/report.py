@@ -9,8 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from pipeline.errors import SeqrecError
-from pipeline.offline_eval import RunResult
+from seqrec.pipeline.errors import SeqrecError
+from seqrec.pipeline.evaluation.offline_eval import RunResult
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from pipeline.kafka_security import open_client
-from pipeline.settings import KafkaSecuritySettings
-from pipeline.source import ClickEvent, encode_click
-from pipeline.state import UserHistory, decode_table_key
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.settings import KafkaSecuritySettings
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
+from seqrec.pipeline.serving.state import UserHistory, decode_table_key
 
 
 def make_producer(bootstrap: str, security: KafkaSecuritySettings | None = None, **overrides: Any):
@@ -121,7 +121,7 @@ def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> di
         consumer.close()
 
 
-_ENTRY = "import sys; from pipeline.cli import main; sys.exit(main())"
+_ENTRY = "import sys; from seqrec.pipeline.cli import main; sys.exit(main())"
 
 
 class WorkerProcess:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.checkpoint import read_payload, write_atomically
-from model.errors import CheckpointError
-from model.train import SELECT_METRIC
+from seqrec.model.checkpoint import read_payload, write_atomically
+from seqrec.model.errors import CheckpointError
+from seqrec.model.train import SELECT_METRIC
 
 log = logging.getLogger(__name__)
 

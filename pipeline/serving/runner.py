@@ -26,7 +26,7 @@ class RecommenderLike(Protocol):
 
 def load_recommender(path: Path | str, device: str | None = None) -> RecommenderLike:
     """Load a checkpoint with the model package's batched inference API."""
-    from model.inference import Recommender
+    from seqrec.model.inference import Recommender
 
     return Recommender.from_checkpoint(path, device=device)
 

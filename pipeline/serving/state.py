@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from pipeline.source import ClickEvent
+from seqrec.pipeline.serving.source import ClickEvent
 
 
 @dataclass(frozen=True, slots=True)

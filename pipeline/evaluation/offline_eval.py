@@ -14,15 +14,15 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from model.inference import Recommender
-from model.train import TrainConfig
-from pipeline.kafka_security import open_client
-from pipeline.model_store import DirectoryModelStore
-from pipeline.prequential import PrequentialReport, score_shown_lists, simulate_serving
-from pipeline.replay import replay_to_kafka
-from pipeline.retrain import GatePolicy, retrain_once
-from pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
-from pipeline.source import ClickEvent
+from seqrec.model.inference import Recommender
+from seqrec.model.train import TrainConfig
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.evaluation.prequential import PrequentialReport, score_shown_lists, simulate_serving
+from seqrec.pipeline.evaluation.replay import replay_to_kafka
+from seqrec.pipeline.lifecycle.retrain import GatePolicy, retrain_once
+from seqrec.pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
+from seqrec.pipeline.serving.source import ClickEvent
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 One run: take every click up to now, hold out the most recent share, train a model on the rest
 (warm-started from the serving model, its catalogue grown with the new items), score the new and
-the serving model on the holdout the same way (prequential, `pipeline.prequential`), and publish
+the serving model on the holdout the same way (prequential, `pipeline.evaluation.prequential`), and publish
 only when the new one is not worse by more than the tolerance. A model that passes is refit on
 all clicks for a few epochs before it is published, so the freshest items and habits are in it.
 A failed run raises and leaves the store untouched.
@@ -22,17 +22,17 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from model.checkpoint import load_checkpoint
-from model.config import ModelConfig
-from model.data import SequenceDataset, sequences_from_clicks
-from model.inference import Recommender
-from model.train import TrainConfig, train
-from model.warmstart import grow_model
-from pipeline.kafka_security import open_client
-from pipeline.model_store import ModelStore
-from pipeline.prequential import score_shown_lists, simulate_serving
-from pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
-from pipeline.source import ClickEvent, Rejection, SourceLimits, decode_click
+from seqrec.model.checkpoint import load_checkpoint
+from seqrec.model.config import ModelConfig
+from seqrec.model.data import SequenceDataset, sequences_from_clicks
+from seqrec.model.inference import Recommender
+from seqrec.model.train import TrainConfig, train
+from seqrec.model.warmstart import grow_model
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.lifecycle.model_store import ModelStore
+from seqrec.pipeline.evaluation.prequential import score_shown_lists, simulate_serving
+from seqrec.pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
+from seqrec.pipeline.serving.source import ClickEvent, Rejection, SourceLimits, decode_click
 
 log = logging.getLogger(__name__)
 

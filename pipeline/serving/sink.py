@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
-from pipeline.source import ClickEvent, Rejection
+from seqrec.pipeline.serving.source import ClickEvent, Rejection
 
 SCHEMA_VERSION = 1
 

@@ -1,6 +1,6 @@
 """Metrics and health: Prometheus series of the worker and its readiness.
 
-Served by the Faust web server of each worker (pipeline/agents.py wires the pages):
+Served by the Faust web server of each worker (pipeline/serving/agents.py wires the pages):
     GET /metrics   Prometheus text format
     GET /healthz   200 while the process runs (liveness)
     GET /ready     200 only while the worker can serve now (model loaded, broker reachable,
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from pipeline.source import REASONS
+from seqrec.pipeline.serving.source import REASONS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)

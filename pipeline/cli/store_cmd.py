@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.options import pass_settings, setting_option
-from pipeline.model_store import DirectoryModelStore
-from pipeline.settings import Settings
+from seqrec.pipeline.cli.options import pass_settings, setting_option
+from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.settings import Settings
 
 # The workers' own setting: `models` and `retrain` manage the store the workers follow.
 store_option = setting_option("--store", setting="serving.model_store",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from model.data import FORMATS, ItemMap, item_categories, leave_one_out, load_dataset
-from model.errors import DataError
+from seqrec.model.data import FORMATS, ItemMap, item_categories, leave_one_out, load_dataset
+from seqrec.model.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
     """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10."""
     import torch
 
-    from model.attention import attention_kinds
-    from model.config import ModelConfig
-    from model.train import TrainConfig, train as run_training
+    from seqrec.model.attention import attention_kinds
+    from seqrec.model.config import ModelConfig
+    from seqrec.model.train import TrainConfig, train as run_training
 
     if attention not in attention_kinds():
         raise click.BadParameter(f"unknown kind {attention!r}; valid: {', '.join(attention_kinds())}",
@@ -140,9 +140,9 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(checkpoint, data, fmt, attributes, which, include_seen, batch_size, device, as_json) -> None:
     """Full-ranking leave-one-out metrics of CHECKPOINT on a dataset."""
-    from model.checkpoint import load_checkpoint
-    from model.evaluate import evaluate_split
-    from model.inference import default_device
+    from seqrec.model.checkpoint import load_checkpoint
+    from seqrec.model.evaluate import evaluate_split
+    from seqrec.model.inference import default_device
 
     dev = device or str(default_device())
     ckpt = load_checkpoint(checkpoint, device=dev)

@@ -4,9 +4,9 @@ For each logged click, the list the system showed after the user's *previous* cl
 against this click. The lists come from one of two places, and both are scored by
 `score_shown_lists`, so the two paths cannot disagree about the metric:
 
-- `simulate_serving`: in-process, the worker's own state update (`pipeline.state`) and the
+- `simulate_serving`: in-process, the worker's own state update (`pipeline.serving.state`) and the
   model's batched inference, one list per click, without Kafka (fast);
-- the recommendations topic of a real worker that the log was replayed into (`pipeline.replay`),
+- the recommendations topic of a real worker that the log was replayed into (`pipeline.evaluation.replay`),
   read back and keyed by the `event_id` of the click each list answers.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from model.metrics import catalogue_share, category_matrix, user_category_coverage, user_ranking_metrics
-from pipeline.settings import DEFAULT_HISTORY_LEN
-from pipeline.source import ClickEvent
-from pipeline.state import update_history
+from seqrec.model.metrics import catalogue_share, category_matrix, user_category_coverage, user_ranking_metrics
+from seqrec.pipeline.settings import DEFAULT_HISTORY_LEN
+from seqrec.pipeline.serving.source import ClickEvent
+from seqrec.pipeline.serving.state import update_history
 
 Recommend = Callable[[Sequence[Sequence[str]]], list[list[str]]]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from pipeline.kafka_security import faust_credentials
-from pipeline.settings import Settings
+from seqrec.pipeline.kafka_security import faust_credentials
+from seqrec.pipeline.settings import Settings
 
 # Faust 0.15.3 hard-codes fetch_max_wait_ms=1500 for the worker's consumer. A fetch request in
 # flight holds back new clicks on partitions it did not include (their previous records were

@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 from kafka import KafkaProducer
 from tqdm.auto import tqdm
 
-from pipeline.kafka_security import open_client
-from pipeline.settings import KafkaSecuritySettings
-from pipeline.source import ClickEvent, encode_click
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.settings import KafkaSecuritySettings
+from seqrec.pipeline.serving.source import ClickEvent, encode_click
 
 log = logging.getLogger(__name__)
 

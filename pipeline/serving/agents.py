@@ -31,14 +31,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from pipeline.batcher import BatchPolicy, MicroBatcher
-from pipeline.clicklog import TrafficRecorder
-from pipeline.metrics import Health, Metrics
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from pipeline.sink import FaustTopic, KafkaBatchTopic, Record, Sink, Topic, dead_letter_record, recommendation_record
-from pipeline.source import INFERENCE_FAILED, ClickEvent, Rejection, SourceLimits, decode_click
-from pipeline.state import Seen, StateCache, update_history
+from seqrec.pipeline.serving.batcher import BatchPolicy, MicroBatcher
+from seqrec.pipeline.evaluation.clicklog import TrafficRecorder
+from seqrec.pipeline.serving.telemetry import Health, Metrics
+from seqrec.pipeline.serving.runner import Runner
+from seqrec.pipeline.settings import Settings
+from seqrec.pipeline.serving.sink import FaustTopic, KafkaBatchTopic, Record, Sink, Topic, dead_letter_record, recommendation_record
+from seqrec.pipeline.serving.source import INFERENCE_FAILED, ClickEvent, Rejection, SourceLimits, decode_click
+from seqrec.pipeline.serving.state import Seen, StateCache, update_history
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ def wire(
             on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset),
         )
         app.seqrec_pipeline = pipeline  # for the lag timer
-        flusher = asyncio.ensure_future(pipeline.batcher.run())
+        flusher = asyncio.ensure_future(pipeline.serving.batcher.run())
         try:
             async for event in events.events():
                 if flusher.done():  # the batch task died: stop, so the clicks are redelivered

@@ -8,16 +8,16 @@ import sys
 import time
 from typing import Any
 
-from pipeline.app import build_app
-from pipeline.agents import wire
-from pipeline.errors import BrokerError
-from pipeline.kafka_security import open_client
-from pipeline.settings import KafkaSecuritySettings
-from pipeline.hotswap import follow_model_store, serving_checkpoint
-from pipeline.metrics import Health, Metrics
-from pipeline.preflight import preflight
-from pipeline.runner import Runner, load_recommender
-from pipeline.settings import Settings
+from seqrec.pipeline.serving.app import build_app
+from seqrec.pipeline.serving.agents import wire
+from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.settings import KafkaSecuritySettings
+from seqrec.pipeline.lifecycle.hotswap import follow_model_store, serving_checkpoint
+from seqrec.pipeline.serving.telemetry import Health, Metrics
+from seqrec.pipeline.serving.preflight import preflight
+from seqrec.pipeline.serving.runner import Runner, load_recommender
+from seqrec.pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 

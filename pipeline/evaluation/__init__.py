@@ -1,0 +1,1 @@
+"""Offline evaluation of logged traffic: click logs, replay, prequential metrics, reports."""

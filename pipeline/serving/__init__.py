@@ -1,0 +1,1 @@
+"""The serving path of a click, in the order it flows: source (bytes -> click or dead letter), state (the user's history), batcher, runner (the model off the event loop), sink (answers), agents (the Faust agents that tie them), app and worker (build and run), telemetry (metrics, /ready), preflight (settings that cannot work)."""
