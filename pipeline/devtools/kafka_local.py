@@ -31,7 +31,7 @@ from seqrec.pipeline.devtools.local_tls import MECHANISM, USERNAME, SecureFiles,
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIB_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "lib"
+DEFAULT_LIB_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "lib"  # the checkout's deploy/
 STATE_FILE = "seqrec-broker.json"  # ports, cluster id and pid, inside the data directory
 INSTALL_HINT = "run the README's install command (it fetches the broker jars with Maven)"
 

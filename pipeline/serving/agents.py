@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from seqrec.pipeline.serving.batcher import BatchPolicy, MicroBatcher
+from seqrec.pipeline.serving.internals import started_producer, table_store
 from seqrec.pipeline.evaluation.clicklog import TrafficRecorder
 from seqrec.pipeline.serving.telemetry import Health, Metrics
 from seqrec.pipeline.serving.runner import Runner
@@ -324,7 +325,7 @@ def wire(
         value_type=bytes,
         options={"block_cache_size": settings.store.block_cache_mib * 2**20},
     )
-    producer = lambda: app.producer._ensure_producer()  # noqa: E731 (started with the app)
+    producer = lambda: started_producer(app)  # noqa: E731 (started with the app)
     sink = Sink(
         KafkaBatchTopic(producer, k.recommendations_topic),
         FaustTopic(dead_letters),
@@ -338,7 +339,7 @@ def wire(
     @app.agent(clicks, concurrency=1, name="serve_clicks")
     async def serve_clicks(stream: Any) -> None:
         events = stream.noack()
-        store = table.data  # RocksDB, written without Faust's per-write changelog send
+        store = table_store(table)  # RocksDB, written without Faust's per-write changelog send
         pipeline = ClickPipeline(
             settings, runner, sink, store, changelog, events.ack, metrics, recorder,
             on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset),

@@ -4,62 +4,16 @@ Every choice here answers a known faust-streaming pitfall (see docs/pipeline.md)
 RocksDB through the rocksdict driver for the table store; the `/table` web view off (it would
 serve users' histories over HTTP); short broker session timeouts so a replacement worker takes
 over in seconds; offsets committed often, since a crash replays everything after the last commit.
+The consumer's private hooks (fetch wait, commit before revoke) live in serving/internals.py.
 """
 
 from __future__ import annotations
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from seqrec.pipeline.kafka_security import faust_credentials
+from seqrec.pipeline.serving.internals import Consumer
 from seqrec.pipeline.settings import Settings
-
-# Faust 0.15.3 hard-codes fetch_max_wait_ms=1500 for the worker's consumer. A fetch request in
-# flight holds back new clicks on partitions it did not include (their previous records were
-# still buffered) until it returns: measured here, this put the median click → answer latency
-# near 1 s at 200 clicks/s. A short wait costs a few more idle fetch requests per second.
-FETCH_MAX_WAIT_MS = 20
-
-
-class _LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when its fetcher starts
-        return consumer
-
-
-class _Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with a short fetch wait, and a commit before partitions are
-    revoked.
-
-    Faust 0.15.3 (`Consumer.on_partitions_revoked`) forgets the acked offsets of the revoked
-    partitions *before* the app waits for its in-flight events and commits, so that commit has
-    nothing to commit. With Kafka's eager rebalancing every partition is revoked on every
-    rebalance, so each one replayed everything since the last periodic commit, also on the
-    partitions that stayed with this worker (measured: 164-186 duplicate answers on the
-    survivor's own partitions when the other of two workers was killed at 450 clicks/s, 0
-    after; benchmarks/crash_replay.py, docs/reliability.md). Here the
-    in-flight events are answered, acked and committed first; Faust's own revocation then
-    finds nothing left to wait for.
-    """
-
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
-        if not self.app.should_stop and self.assignment():
-            await self._finish_in_flight_and_commit()
-        await super().on_partitions_revoked(revoked)
-
-    async def _finish_in_flight_and_commit(self) -> None:
-        # The steps of Faust's App._on_partitions_revoked, while the offsets are still known.
-        assignment = self.assignment()
-        self.stop_flow()
-        self.app.flow_control.suspend()
-        self.pause_partitions(assignment)
-        self.app.flow_control.clear()  # fetched, not yet started: the next owner reads them
-        await self.wait_empty()  # every started event acked, then a commit of all of them
-
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
     """'h1:9092,h2:9092' → ['kafka://h1:9092', 'kafka://h2:9092']."""
@@ -100,7 +54,7 @@ def build_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         worker_redirect_stdouts=False,
     )
-    app.transport.Consumer = _Consumer  # before the worker creates its consumer
+    app.transport.Consumer = Consumer  # before the worker creates its consumer (see internals)
     return app
 
 

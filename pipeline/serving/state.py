@@ -24,6 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from seqrec.pipeline.serving.internals import FAUST_OFFSET_KEY
 from seqrec.pipeline.serving.source import ClickEvent
 
 
@@ -220,9 +221,6 @@ class StateCache:
         return len(self._states)
 
 
-_FAUST_OFFSET_KEY = b"__faust\x00offset__"
-
-
 def decode_table_key(key: bytes) -> str:
     """A user id as the table and its changelog hold it."""
     return key.decode("utf-8")
@@ -249,7 +247,7 @@ def iter_rocksdb_table(datadir: Path, table_name: str) -> Iterator[tuple[int, st
     """
     for partition, db in _partition_databases(datadir, table_name):
         for key, value in db.items():
-            if key != _FAUST_OFFSET_KEY:
+            if key != FAUST_OFFSET_KEY:
                 yield partition, decode_table_key(key), UserHistory.from_bytes(value)
 
 
@@ -258,7 +256,7 @@ def persisted_changelog_offsets(datadir: Path, table_name: str) -> dict[int, int
     recovery resumes after), for a stopped worker. Partitions without one are left out."""
     offsets = {}
     for partition, db in _partition_databases(datadir, table_name):
-        raw = db.get(_FAUST_OFFSET_KEY)
+        raw = db.get(FAUST_OFFSET_KEY)
         if raw is not None:
             offsets[partition] = int(raw)
     return offsets

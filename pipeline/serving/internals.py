@@ -1,0 +1,98 @@
+"""Every hook into faust-streaming's and aiokafka's private parts, in one place.
+
+Each one is here because a measurement asked for it (docs/pipeline.md, docs/reliability.md), and
+each one breaks silently when the library changes. `CHECKED_VERSIONS` names the versions they
+were checked against; tests/pipeline/test_internals.py fails with a clear message when an installed
+version differs or a hooked attribute is gone, and fails when any other module reaches into a
+private attribute. An upgrade then means: re-read the hooks below against the new source, re-run
+the benchmarks they cite, and update CHECKED_VERSIONS.
+
+- `Consumer`: Faust's aiokafka consumer with a short fetch wait (`_create_worker_consumer`,
+  `_new_consumer_thread`, aiokafka's `_fetch_max_wait_ms`) and a commit before partitions are
+  revoked (Faust's own revocation forgets the acked offsets first).
+- `started_producer`: Faust's started aiokafka producer (`_ensure_producer`), for record batches
+  sent without Faust's per-message send path.
+- `partition_for`: the partition aiokafka's default partitioner picks (`_wait_on_metadata`,
+  `_partitioner`), for records whose partition is not given.
+- `table_store`: a Faust table's RocksDB store (`Table.data`), written without Faust's per-write
+  changelog send; the worker sends the changelog records itself.
+- `FAUST_OFFSET_KEY`: the key under which Faust's RocksDB store keeps its changelog offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+CHECKED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+
+# Faust 0.15.3 hard-codes fetch_max_wait_ms=1500 for the worker's consumer. A fetch request in
+# flight holds back new clicks on partitions it did not include (their previous records were
+# still buffered) until it returns: measured here, this put the median click → answer latency
+# near 1 s at 200 clicks/s. A short wait costs a few more idle fetch requests per second.
+FETCH_MAX_WAIT_MS = 20
+
+FAUST_OFFSET_KEY = b"__faust\x00offset__"
+
+
+class _LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when its fetcher starts
+        return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a short fetch wait, and a commit before partitions are
+    revoked.
+
+    Faust 0.15.3 (`Consumer.on_partitions_revoked`) forgets the acked offsets of the revoked
+    partitions *before* the app waits for its in-flight events and commits, so that commit has
+    nothing to commit. With Kafka's eager rebalancing every partition is revoked on every
+    rebalance, so each one replayed everything since the last periodic commit, also on the
+    partitions that stayed with this worker (measured: 164-186 duplicate answers on the
+    survivor's own partitions when the other of two workers was killed at 450 clicks/s, 0
+    after; benchmarks/crash_replay.py, docs/reliability.md). Here the in-flight events are
+    answered, acked and committed first; Faust's own revocation then finds nothing left to wait for.
+    Install with `app.transport.Consumer = Consumer` before the worker creates its consumer.
+    """
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
+        if not self.app.should_stop and self.assignment():
+            await self._finish_in_flight_and_commit()
+        await super().on_partitions_revoked(revoked)
+
+    async def _finish_in_flight_and_commit(self) -> None:
+        # The steps of Faust's App._on_partitions_revoked, while the offsets are still known.
+        assignment = self.assignment()
+        self.stop_flow()
+        self.app.flow_control.suspend()
+        self.pause_partitions(assignment)
+        self.app.flow_control.clear()  # fetched, not yet started: the next owner reads them
+        await self.wait_empty()  # every started event acked, then a commit of all of them
+
+
+def started_producer(app: Any) -> Any:
+    """The app's started `aiokafka.AIOKafkaProducer` (Faust starts it with the app)."""
+    return app.producer._ensure_producer()
+
+
+async def partition_for(producer: Any, topic: str, key: bytes | None) -> int:
+    """The partition aiokafka's default partitioner gives `key` on `topic` (as a send without a
+    partition would), after the topic's metadata is known."""
+    await producer.client._wait_on_metadata(topic)
+    partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
+    return producer._partitioner(key, partitions, partitions)
+
+
+def table_store(table: Any) -> Any:
+    """A Faust table's store (bytes → bytes, RocksDB): its writes send no changelog record."""
+    return table.data
+
+
+__all__ = ["CHECKED_VERSIONS", "FAUST_OFFSET_KEY", "FETCH_MAX_WAIT_MS", "Consumer", "partition_for",
+           "started_producer", "table_store"]
