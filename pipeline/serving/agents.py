@@ -345,7 +345,7 @@ def wire(
             on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset),
         )
         app.seqrec_pipeline = pipeline  # for the lag timer
-        flusher = asyncio.ensure_future(pipeline.serving.batcher.run())
+        flusher = asyncio.ensure_future(pipeline.batcher.run())
         try:
             async for event in events.events():
                 if flusher.done():  # the batch task died: stop, so the clicks are redelivered
