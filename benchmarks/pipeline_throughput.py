@@ -4,8 +4,11 @@
 For each attention kind:
   * saturate: all clicks produced as fast as possible while the worker runs; events/s is
     clicks / (last answer received - first click sent);
-  * paced: clicks produced at --rate events/s; end-to-end latency = click sent → its answer
+  * paced: clicks produced at --rate events/s, each click at its own time; end-to-end latency = click sent → its answer
     received by a consumer (p50/p99), the figure the latency goal is about;
+  * stages: the worker's `seqrec_stage_seconds{stage}` histograms (from its /metrics at the end of
+    each run): p50/p99 per stage and each stage's share of the mean end-to-end time; what is
+    left over is outside the worker (the answer's trip to this script's consumer);
   * forward: `Recommender.recommend` alone on the same kind of histories at the worker's mean
     batch size and at fixed sizes, so the pipeline's cost is a ratio.
 
@@ -46,6 +49,7 @@ from seqrec.pipeline.devtools.kafka_local import free_port
 from seqrec.pipeline.kafka_security import open_client
 from seqrec.pipeline.settings import KafkaSecuritySettings, load_settings
 from seqrec.pipeline.serving.source import ClickEvent, encode_click
+from seqrec.pipeline.serving.telemetry import STAGES
 
 
 def synthetic_stream(n: int, users: int, items: int, seed: int = 0) -> list[ClickEvent]:
@@ -140,10 +144,11 @@ def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | 
     payloads = [(c.event_id, c.user_id.encode(), encode_click(c)) for c in stream]
     started = time.time()
     for j, (event_id, key, value) in enumerate(payloads):
-        if rate and j % 50 == 0:
-            ahead = started + j / rate - time.time()
-            if ahead > 0:
-                time.sleep(ahead)
+        # Paced per click: sleeping only every 50 clicks sent bursts of 50, and each click's wait
+        # for its burst-mates showed up as the worker's consume and batch_wait stages.
+        ahead = started + j / rate - time.time() if rate else 0.0
+        if ahead > 0.0002:
+            time.sleep(ahead)
         sent[event_id] = time.time()
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -171,9 +176,24 @@ def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace,
         env={"PYTHONPATH": str(code)} if code is not None else None).start()
 
 
+def create_log_append_time_clicks(bootstrap: str, topic: str, args: argparse.Namespace) -> None:
+    """The clicks topic stamped by the broker on append (not by the producer), so the worker's
+    "consume" stage starts at the broker and leaves out this script's producer client."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = open_client(KafkaAdminClient, bootstrap, args.security)
+    try:
+        admin.create_topics([NewTopic(topic, args.partitions, 1,
+                                      topic_configs={"message.timestamp.type": "LogAppendTime"})])
+    finally:
+        admin.close()
+
+
 def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
                  args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     app = f"bench{uuid.uuid4().hex[:6]}"
+    if args.log_append_time:
+        create_log_append_time_clicks(bootstrap, f"{app}-clicks", args)
     worker = start_worker(bootstrap, ckpt, app, args, workdir)
     try:
         worker.wait_ready(timeout_s=120)
@@ -188,6 +208,7 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         answered = len(clock.first)
         last = max(clock.first.values()) if clock.first else float("nan")
         lat = sorted(1000 * (clock.first[e] - sent[e]) for e in clock.first if e in sent)
+        _, exposition = worker.get("/metrics")
         m = {name: worker.metric(name) for name in (
             "seqrec_batch_size_sum", "seqrec_batch_size_count",
             "seqrec_inference_seconds_sum", "seqrec_inference_seconds_count",
@@ -202,12 +223,57 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         "offered_rate": rate,
         "p50_ms": lat[len(lat) // 2] if lat else None,
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        "mean_ms": sum(lat) / len(lat) if lat else None,
+        "stages": stage_breakdown(exposition.decode(), answered),
         "mean_batch": m["seqrec_batch_size_sum"] / max(m["seqrec_batch_size_count"], 1),
         "inference_ms_per_batch": 1000 * m["seqrec_inference_seconds_sum"] / max(m["seqrec_inference_seconds_count"], 1),
         "worker_latency_ms": 1000 * m["seqrec_worker_latency_seconds_sum"] / max(m["seqrec_worker_latency_seconds_count"], 1),
         # the click's Kafka timestamp (set by the producer) → answer handed to the worker's producer
         "kafka_to_answer_ms": 1000 * m["seqrec_end_to_end_seconds_sum"] / max(m["seqrec_end_to_end_seconds_count"], 1),
     }
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus' `histogram_quantile` on one histogram's cumulative (upper bound, count)
+    buckets: linear inside the bucket that holds the q-th observation."""
+    total = buckets[-1][1] if buckets else 0.0
+    if total == 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower  # beyond the last finite bound: all that is known
+            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = upper, count
+    return lower
+
+
+def stage_breakdown(exposition: str, clicks: int) -> dict[str, dict[str, float | None]]:
+    """Per stage from a worker's /metrics text: p50/p99 (ms, over its observations: clicks or
+    batches) and the mean ms a click spent in it (`seqrec_stage_click_seconds_total` / clicks)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES}
+    click_seconds: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            stage = sample.labels.get("stage")
+            if sample.name == "seqrec_stage_seconds_bucket":
+                buckets[stage].append((float(sample.labels["le"]), sample.value))
+            elif sample.name == "seqrec_stage_click_seconds_total":
+                click_seconds[stage] = sample.value
+    out = {}
+    for stage in STAGES:
+        b = sorted(buckets[stage])
+        p50, p99 = histogram_quantile(0.5, b), histogram_quantile(0.99, b)
+        out[stage] = {
+            "p50_ms": None if p50 is None else 1000 * p50,
+            "p99_ms": None if p99 is None else 1000 * p99,
+            "mean_per_click_ms": 1000 * click_seconds.get(stage, 0.0) / max(clicks, 1),
+        }
+    return out
 
 
 @contextlib.contextmanager
@@ -239,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
     p.add_argument("--bootstrap", default=None,
                    help="use this Kafka instead of starting one (security from SEQREC_KAFKA__SECURITY__*)")
+    p.add_argument("--log-append-time", action="store_true",
+                   help="clicks topic timestamped by the broker: the consume stage starts there")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for all answers")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -292,6 +360,23 @@ def print_table(results: dict[str, Any]) -> None:
                   f"cost {ratio:.1f}x the bare forward at that batch); paced {q['offered_rate']:,.0f}/s: "
                   f"{q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
                   f"mean batch {q['mean_batch']:.1f}")
+            print_stages(q)
+
+
+def print_stages(run: dict[str, Any]) -> None:
+    """The paced run's stage table: where a click's end-to-end time goes."""
+    mean = run["mean_ms"] or float("nan")
+    print(f"{'':8s} {'stage':12s} {'p50 ms':>8s} {'p99 ms':>8s} {'mean/click ms':>14s} {'share':>6s}")
+    inside = 0.0
+    for stage, v in run["stages"].items():
+        inside += v["mean_per_click_ms"]
+        p50 = "-" if v["p50_ms"] is None else f"{v['p50_ms']:.2f}"
+        p99 = "-" if v["p99_ms"] is None else f"{v['p99_ms']:.2f}"
+        print(f"{'':8s} {stage:12s} {p50:>8s} {p99:>8s} {v['mean_per_click_ms']:14.2f} "
+              f"{v['mean_per_click_ms'] / mean:6.1%}")
+    print(f"{'':8s} {'outside':12s} {'':>8s} {'':>8s} {mean - inside:14.2f} {(mean - inside) / mean:6.1%}"
+          f"   (answer to this script's consumer; with --log-append-time also click to the broker)")
+    print(f"{'':8s} {'end to end':12s} {run['p50_ms']:8.2f} {run['p99_ms']:8.2f} {mean:14.2f}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Request:
 
     click: ClickEvent | None  # None: it goes to the dead-letter topic instead
     history: tuple[str, ...]  # the user's items after this click, oldest first
-    received: float  # time.monotonic() when it was taken from the stream
+    received: float  # time.perf_counter() when it was taken from the stream
     produced_ms: int | None  # the message's Kafka timestamp (ms), for end-to-end latency
     handle: Any  # what `ack` takes (the Faust event)
     value: bytes | None
@@ -61,6 +61,8 @@ class Request:
     source: tuple[str, int, int]  # topic, partition, offset
     dead_letter: dict[str, Any] | None = None
     history_change: Record | None = None  # the user's new table value, as a changelog record
+    consumed_s: float | None = None  # its Kafka timestamp until it was taken (stage "consume")
+    queued: float = 0.0  # time.perf_counter() when it was put into the batcher
 
 
 def _now_ms() -> int:
@@ -134,12 +136,15 @@ class ClickPipeline:
 
         Must run inside Faust's stream iteration (the table write needs the current event).
         """
-        received = time.monotonic()
+        received = time.perf_counter()
+        arrived_s = time.time()
         self.metrics.events_in.inc()
         self.cache.reset(generation)  # a rebalance may have moved partitions: forget them
         self.positions[partition] = offset
         produced_ms = int(timestamp_s * 1000) if timestamp_s else None
-        result = decode_click(value, key, now_ms=_now_ms(), limits=self.limits)
+        # clipped: the producer's clock may run ahead of ours
+        consumed_s = max(arrived_s - timestamp_s, 0.0) if timestamp_s else None
+        result = decode_click(value, key, now_ms=int(arrived_s * 1000), limits=self.limits)
         if isinstance(result, Rejection):
             letter = dead_letter_record(
                 value, key, result, topic=topic, partition=partition, offset=offset,
@@ -148,8 +153,9 @@ class ClickPipeline:
             log.info("dead letter: reason=%s partition=%d offset=%d error=%s",
                      result.reason, partition, offset, result.error)
             source = (topic, partition, offset)
-            await self.batcher.put(
-                Request(None, (), received, produced_ms, handle, value, key, source, letter)
+            await self._queue(
+                Request(None, (), received, produced_ms, handle, value, key, source, letter,
+                        consumed_s=consumed_s)
             )
             return
         state, written = update_history(
@@ -160,7 +166,8 @@ class ClickPipeline:
         if written is Seen.REPLAY and self.delivered.has(partition, offset):
             # Its answer and history record are on the broker already: only ack it.
             self.metrics.replayed.inc()
-            await self.batcher.put(Request(None, (), received, produced_ms, handle, value, key, source))
+            await self._queue(Request(None, (), received, produced_ms, handle, value, key, source,
+                                      consumed_s=consumed_s))
             return
         if isinstance(written, Seen):  # answered again from the unchanged history
             (self.metrics.replayed if written is Seen.REPLAY else self.metrics.duplicates).inc()
@@ -168,49 +175,29 @@ class ClickPipeline:
             written = state.to_bytes()
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
-        await self.batcher.put(Request(
+        await self._queue(Request(
             result, state.items, received, produced_ms, handle, value, key, source, history_change=record,
+            consumed_s=consumed_s,
         ))
+
+    async def _queue(self, request: Request) -> None:
+        request.queued = time.perf_counter()
+        await self.batcher.put(request)
 
     async def handle_batch(self, batch: list[Request]) -> None:
         """Send the batch's history changes, score its clicks in one forward pass, produce every
         answer, then ack."""
-        m = self.metrics
+        started = time.perf_counter()
+        self._observe_arrival(batch, started)
         # The newest value per user is enough: a compacted changelog keeps only that.
         changes = {r.history_change[:2]: r.history_change for r in batch if r.history_change is not None}
         persisting = await self.changelog.send_many(list(changes.values())) if changes else []
         clicks = [r for r in batch if r.click is not None]
-        pending: list[Awaitable[Any]] = []
-        if clicks:
-            m.batch_size.observe(len(clicks))
-            started = time.perf_counter()
-            try:
-                version, answers = await self.runner.score([r.history for r in clicks])
-            except Exception as exc:  # a model failure must not stop the worker: dead-letter them
-                log.exception("inference failed for a batch of %d clicks", len(clicks))
-                for r in clicks:
-                    r.dead_letter = _inference_failure(r, exc)
-                    r.click = None
-                clicks = []
-            else:
-                m.inference_seconds.observe(time.perf_counter() - started)
-            done = time.monotonic()
-            now_ms = _now_ms()
-            answers_out = []
-            for r, items in zip(clicks, answers if clicks else ()):
-                latency_s = done - r.received
-                record = recommendation_record(
-                    r.click, items, model_version=version, produced_at_ms=now_ms,
-                    latency_ms=latency_s * 1000,
-                )
-                answers_out.append((record, r.source[1]))
-                m.worker_seconds.observe(latency_s)
-                if r.produced_ms is not None:
-                    m.end_to_end_seconds.observe(max(now_ms - r.produced_ms, 0) / 1000)
-            if answers_out:
-                pending += await self.sink.send_recommendations(answers_out)
-                if self.recorder is not None:
-                    self.recorder.record([r.value for r in clicks], [record for record, _ in answers_out])
+        handed = time.perf_counter()
+        self.metrics.observe_batch_stage("changelog", handed - started, len(batch))
+        answers = await self._answers(clicks, handed) if clicks else []
+        handed = time.perf_counter()  # the answers go to the producer from here
+        pending = await self.sink.send_recommendations(answers) if answers else []
         letters = [r for r in batch if r.dead_letter is not None]
         if letters:
             pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
@@ -218,7 +205,9 @@ class ClickPipeline:
         # scored meanwhile; acks may land out of batch order (Faust commits only up to the
         # lowest unacked offset of each partition).
         previous = self._confirming[-1] if self._confirming else None
-        task = asyncio.ensure_future(self._confirm(batch, persisting, pending, len(clicks), letters, previous))
+        task = asyncio.ensure_future(
+            self._confirm(batch, persisting, pending, len(answers), letters, previous, handed)
+        )
         task.add_done_callback(self._on_confirmed)
         self._confirming.append(task)
         while self._confirming and (
@@ -226,12 +215,57 @@ class ClickPipeline:
         ):
             await self._confirming.popleft()  # re-raises a failed delivery
 
+    def _observe_arrival(self, batch: list[Request], started: float) -> None:
+        """The per-click stages of a batch that starts at `started` (perf_counter)."""
+        m = self.metrics
+        m.observe_click_stage("consume", [r.consumed_s for r in batch if r.consumed_s is not None])
+        m.observe_click_stage("accept", [r.queued - r.received for r in batch])
+        m.observe_click_stage("batch_wait", [started - r.queued for r in batch])
+
+    async def _answers(self, clicks: list[Request], started: float) -> list[Record]:
+        """Score the clicks in one forward pass and encode their answers; on a model failure,
+        turn them into dead letters and return no answers."""
+        m = self.metrics
+        m.batch_size.observe(len(clicks))
+        try:
+            version, top = await self.runner.score([r.history for r in clicks])
+        except Exception as exc:  # a model failure must not stop the worker: dead-letter them
+            log.exception("inference failed for a batch of %d clicks", len(clicks))
+            for r in clicks:
+                r.dead_letter = _inference_failure(r, exc)
+                r.click = None
+            return []
+        done = time.perf_counter()
+        m.inference_seconds.observe(done - started)
+        m.observe_batch_stage("inference", done - started, len(clicks))
+        now_ms = _now_ms()
+        answers = []
+        for r, items in zip(clicks, top):
+            latency_s = done - r.received
+            record = recommendation_record(
+                r.click, items, model_version=version, produced_at_ms=now_ms,
+                latency_ms=latency_s * 1000,
+            )
+            answers.append((record, r.source[1]))
+            m.worker_seconds.observe(latency_s)
+            if r.produced_ms is not None:
+                m.end_to_end_seconds.observe(max(now_ms - r.produced_ms, 0) / 1000)
+        encoded = self.sink.encode_recommendations(answers)
+        m.observe_batch_stage("encode", time.perf_counter() - done, len(clicks))
+        if self.recorder is not None:
+            self.recorder.record([r.value for r in clicks], [record for record, _ in answers])
+        return encoded
+
     async def _confirm(
         self, batch: list[Request], persisting: list[Awaitable[Any]], pending: list[Awaitable[Any]],
-        answered: int, letters: list[Request], previous: asyncio.Future[None] | None,
+        answered: int, letters: list[Request], previous: asyncio.Future[None] | None, handed: float,
     ) -> None:
+        """`handed`: perf_counter when the batch's answers went to the producer."""
         # The broker has every answer and every history change: now the clicks may be acked.
         results = await asyncio.gather(*persisting, *pending)
+        confirmed = time.perf_counter()
+        m = self.metrics
+        m.observe_batch_stage("produce", confirmed - handed, len(batch))
         if previous is not None:  # in batch order, so `delivered` grows in offset order
             await asyncio.wait([previous])
             if self.failure is not None:
@@ -239,7 +273,6 @@ class ClickPipeline:
         if self.on_persisted is not None:
             for result in results[:len(persisting)]:
                 self.on_persisted(result)
-        m = self.metrics
         m.recommendations_out.inc(answered)
         for r in letters:
             m.dead_letters.labels(r.dead_letter["reason"]).inc()
@@ -247,6 +280,7 @@ class ClickPipeline:
             _, partition, offset = r.source
             self.delivered.add(partition, offset)
             await self.ack(r.handle)
+        m.observe_batch_stage("ack", time.perf_counter() - confirmed, len(batch))
         m.pending.set(self.batcher.pending)
 
     def _on_confirmed(self, task: asyncio.Future[None]) -> None:

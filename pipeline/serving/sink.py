@@ -158,15 +158,18 @@ class Sink:
         self.dead_letters = dead_letters
         self.keep_partition = keep_partition
 
-    async def send_recommendations(
-        self, answers: Sequence[tuple[dict[str, Any], int]]
-    ) -> list[Awaitable[Any]]:
-        """(record, source partition) pairs → delivery futures."""
+    def encode_recommendations(self, answers: Sequence[tuple[dict[str, Any], int]]) -> list[Record]:
+        """(record, source partition) pairs → the records to send (apart from sending, so that
+        encoding and producing are timed as stages of their own)."""
         keep = self.keep_partition
-        return await self.recommendations.send_many([
+        return [
             (partition if keep else None, record["user_id"].encode("utf-8"), encode(record))
             for record, partition in answers
-        ])
+        ]
+
+    async def send_recommendations(self, records: Sequence[Record]) -> list[Awaitable[Any]]:
+        """Encoded answers (`encode_recommendations`) → delivery futures."""
+        return await self.recommendations.send_many(records)
 
     async def send_dead_letters(
         self, letters: Sequence[tuple[dict[str, Any], bytes | None]]

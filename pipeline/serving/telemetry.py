@@ -20,6 +20,15 @@ from seqrec.pipeline.serving.source import REASONS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# finer at the low end than _LATENCY_BUCKETS: most stages take well under a millisecond
+_STAGE_BUCKETS = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+                  1.0, 2.0, 5.0, 10.0)
+
+# A click's path through the worker, in order. The first three are observed once per click,
+# the rest once per batch (every click of the batch pays that time).
+PER_CLICK_STAGES = ("consume", "accept", "batch_wait")
+PER_BATCH_STAGES = ("changelog", "inference", "encode", "produce", "ack")
+STAGES = PER_CLICK_STAGES + PER_BATCH_STAGES
 
 
 class Metrics:
@@ -64,6 +73,20 @@ class Metrics:
             "Click's Kafka timestamp until its recommendation was handed to the producer.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
+        self.stage_seconds = Histogram(
+            "seqrec_stage_seconds",
+            "Time in one stage of a click's path (consume, accept, batch_wait: per click; "
+            "changelog, inference, encode, produce, ack: per batch).",
+            ["stage"], buckets=_STAGE_BUCKETS, registry=r,
+        )
+        self.stage_click_seconds = Counter(
+            "seqrec_stage_click_seconds",
+            "Seconds spent in a stage summed over the clicks that paid them (a batch's stage "
+            "time counts once per click in it): divided by the clicks, each stage's share of a "
+            "click's time.",
+            ["stage"], registry=r,
+        )
+        self._stages = {s: (self.stage_seconds.labels(s), self.stage_click_seconds.labels(s)) for s in STAGES}
         self.consumer_lag = Gauge(
             "seqrec_consumer_lag", "Messages behind the partition's end, per clicks partition.",
             ["partition"], registry=r,
@@ -79,6 +102,19 @@ class Metrics:
         )
         for outcome in ("swapped", "refused"):
             self.model_swaps.labels(outcome)
+
+    def observe_batch_stage(self, stage: str, seconds: float, clicks: int) -> None:
+        """One batch spent `seconds` in `stage`; each of its `clicks` waited that long."""
+        histogram, total = self._stages[stage]
+        histogram.observe(seconds)
+        total.inc(seconds * clicks)
+
+    def observe_click_stage(self, stage: str, seconds: list[float]) -> None:
+        """Each click of a batch spent its own time in `stage`."""
+        histogram, total = self._stages[stage]
+        for value in seconds:
+            histogram.observe(value)
+        total.inc(sum(seconds))
 
     def set_model_version(self, version: str) -> None:
         self.model_version.clear()
@@ -130,4 +166,4 @@ class Health:
         }
 
 
-__all__ = ["Health", "Metrics"]
+__all__ = ["Health", "Metrics", "PER_BATCH_STAGES", "PER_CLICK_STAGES", "STAGES"]

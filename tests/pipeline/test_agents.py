@@ -9,7 +9,7 @@ import pytest
 
 from seqrec import schemas
 from seqrec.pipeline.serving.agents import ClickPipeline, DeliveredOffsets, broker_reachable, stats_line
-from seqrec.pipeline.serving.telemetry import Health, Metrics
+from seqrec.pipeline.serving.telemetry import STAGES, Health, Metrics
 from seqrec.pipeline.serving.runner import Runner
 from seqrec.pipeline.settings import Settings
 from seqrec.pipeline.serving.sink import MemoryTopic, Sink
@@ -208,6 +208,60 @@ def test_failed_delivery_leaves_clicks_unacked_and_stops_the_worker(broken):
     assert acked == []
     with pytest.raises(ConnectionError):  # the agent calls check() per event and stops
         pipe.check()
+
+
+class SlowModel(FakeModel):
+    """A forward pass that takes `seconds` (it runs in the runner's thread)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def recommend(self, histories, k=10, exclude_seen=True):
+        time.sleep(self.seconds)
+        return super().recommend(histories, k, exclude_seen)
+
+
+class SlowBroker(MemoryTopic):
+    """The broker confirms each send `seconds` after it is handed over."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    async def send_many(self, records):
+        await super().send_many(records)
+        confirmed = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.seconds, confirmed.set_result, None)
+        return [confirmed]
+
+
+def test_stage_times_cover_a_batch_and_add_up_to_no_more_than_its_end_to_end_time():
+    pipe, table, recs, dlq, acked, metrics = make(SlowModel(0.02), max_size=8, max_wait_ms=10)
+    pipe.sink.recommendations = SlowBroker(0.01)
+    users = ["u1", "u2", "u3"]
+
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        for offset, user in enumerate(users):
+            await pipe.accept(click(f"e{offset}", user, "a"), user.encode(), topic="clicks", partition=0,
+                              offset=offset, timestamp_s=time.time(), handle=offset)
+        await asyncio.wait_for(pipe.drain(), 5)
+        task.cancel()
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    elapsed = time.perf_counter() - started
+
+    assert sorted(acked) == [0, 1, 2]
+    sample = metrics.registry.get_sample_value
+    for stage in STAGES:
+        assert sample("seqrec_stage_seconds_count", {"stage": stage}) >= 1, stage
+    assert sample("seqrec_stage_seconds_count", {"stage": "batch_wait"}) == len(users)  # per click
+    # a click's time in each stage, on average; every click went through all of them
+    per_click = {s: sample("seqrec_stage_click_seconds_total", {"stage": s}) / len(users) for s in STAGES}
+    assert per_click["inference"] >= 0.02 and per_click["produce"] >= 0.01
+    assert sum(per_click.values()) <= elapsed
 
 
 def test_ready_only_while_every_condition_holds():
