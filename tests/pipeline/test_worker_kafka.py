@@ -142,9 +142,10 @@ def test_kill_9_mid_stream_then_a_new_worker_answers_every_click(deployment):
     duplicates = sum(n - 1 for n in counts.values())
     print(f"\nkill -9: {len(before_kill)} answered before the kill, {len(recs)} answers for "
           f"{len(ids)} clicks, {duplicates} duplicates")
-    # Resumed from the committed offsets, not from offset 0 (which would answer again every
-    # click answered before the kill).
-    assert duplicates < len(before_kill) / 2
+    # Resumed from the committed offsets, not from offset 0, which would answer again every click
+    # answered before the kill. (The replay after the last commit is about a second of traffic,
+    # 500 answers at this rate when the machine is loaded, so half of them is no safe bound.)
+    assert duplicates < len(before_kill), "the new worker started over from offset 0"
 
     # /ready said no until the table was back from the changelog.
     restored, done = log_time(second, "Restoring state from changelog"), log_time(second, "Done reading from changelog")
