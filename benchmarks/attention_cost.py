@@ -8,6 +8,10 @@ dgenatt runs with start_fraction = 1.0 here so that "steps = T" really runs T de
 `mean` mode it serves through one fused attention (no L x L map), in `sample` mode it builds the map.
 
     python benchmarks/attention_cost.py --n-items 12101 --max-len 50 --batch 256 --rounds 5
+    python benchmarks/attention_cost.py --batch 64 --paths last full --precisions fp32 bf16 --kinds softmax vgenatt "dgenatt mean steps=2"
+
+`--paths full` times the forward serving used before `score_last` computed the last block for the
+last query alone; `--precisions bf16` runs it under bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import argparse
 import json
 import statistics
 import time
+from datetime import datetime, timezone
 
 import torch
 
+from genatt_seeds import machine
 from seqrec.model.config import ModelConfig
 from seqrec.model.sasrec import SASRec
 
@@ -39,10 +45,21 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def full_forward_scores(model: SASRec, items: torch.Tensor) -> torch.Tensor:
+    """Scores as serving computed them before the last-query path: every position of every block."""
+    hidden, _ = model.encode(items)
+    return model._logits(hidden[:, -1, :])
+
+
+PATHS = {"last": SASRec.score_last, "full": full_forward_scores}
+PRECISIONS = ("fp32", "bf16")
+
+
 @torch.inference_mode()
-def seconds_per_batch(model: SASRec, items: torch.Tensor) -> float:
+def seconds_per_batch(model: SASRec, items: torch.Tensor, path: str = "last", precision: str = "fp32") -> float:
     start = time.perf_counter()
-    model.score_last(items)
+    with torch.autocast(items.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        PATHS[path](model, items)
     return time.perf_counter() - start
 
 
@@ -54,6 +71,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps-T", type=int, default=10, help="dgenatt diffusion length T")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--paths", nargs="+", choices=sorted(PATHS), default=["last"],
+                    help="last: score_last (the last block for the last query only); full: every position")
+    ap.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"],
+                    help="bf16: the forward under torch.autocast(bfloat16)")
+    ap.add_argument("--kinds", nargs="+", default=None, help="only the variants whose label starts with one of these")
     ap.add_argument("--json", default="", help="also write the rows to this file")
     args = ap.parse_args()
     if args.threads:
@@ -63,37 +85,44 @@ def main() -> None:
     items = torch.randint(1, args.n_items + 1, (args.batch, args.max_len))  # (B, L), no padding: worst case
     models = {}
     for label, kind, opts in variants(args.steps_T):
+        if args.kinds and not label.startswith(tuple(args.kinds)):
+            continue
         cfg = ModelConfig(n_items=args.n_items, max_len=args.max_len, attention=kind, attention_options=opts)
         models[label] = SASRec(cfg).eval()
-        seconds_per_batch(models[label], items)  # warm-up
-    times: dict[str, list[float]] = {label: [] for label in models}
+    cells = [(label, path, precision) for label in models for path in args.paths for precision in args.precisions]
+    for label, path, precision in cells:
+        seconds_per_batch(models[label], items, path, precision)  # warm-up
+    times: dict[tuple[str, str, str], list[float]] = {cell: [] for cell in cells}
     for _ in range(args.rounds):
-        for label, model in models.items():
-            times[label].append(seconds_per_batch(model, items))
+        for cell in cells:
+            times[cell].append(seconds_per_batch(models[cell[0]], items, *cell[1:]))
 
-    base_params = count(models["softmax"])
+    base_params = count(next(iter(models.values())))
     rows = []
-    for label, model in models.items():
-        attn = sum(count(block.attn) for block in model.blocks)
-        med = statistics.median(times[label])
+    for label, path, precision in cells:
+        model = models[label]
+        med = statistics.median(times[(label, path, precision)])
         rows.append(
             {
                 "variant": label,
+                "path": path,
+                "precision": precision,
                 "params": count(model),
                 "extra_params": count(model) - base_params,
-                "attention_params": attn,
+                "attention_params": sum(count(block.attn) for block in model.blocks),
                 "seq_per_s": args.batch / med,
                 "ms_per_batch": 1000 * med,
             }
         )
     print(f"batch {args.batch}, max_len {args.max_len}, n_items {args.n_items}, threads {torch.get_num_threads()}, "
-          f"median of {args.rounds} interleaved rounds")
-    print("| variant | params | extra vs softmax | attention params | seq/s | ms/batch | x softmax time |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          f"median of {args.rounds} interleaved rounds; {machine()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print("| variant | path | precision | params | extra vs first | attention params | seq/s | ms/batch | x first row's time |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     base_ms = rows[0]["ms_per_batch"]
     for r in rows:
-        print(f"| {r['variant']} | {r['params']:,} | {r['extra_params']:+,} | {r['attention_params']:,} | "
-              f"{r['seq_per_s']:.0f} | {r['ms_per_batch']:.1f} | {r['ms_per_batch'] / base_ms:.2f} |")
+        print(f"| {r['variant']} | {r['path']} | {r['precision']} | {r['params']:,} | {r['extra_params']:+,} | "
+              f"{r['attention_params']:,} | {r['seq_per_s']:.0f} | {r['ms_per_batch']:.1f} | "
+              f"{r['ms_per_batch'] / base_ms:.2f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "rows": rows}, f, indent=1)

@@ -21,12 +21,14 @@ class AttentionOutput:
 class Attention(nn.Module):
     """Base class. Subclasses take the config alone and implement `forward`.
 
-    forward(x, valid, return_weights=False, target=None):
+    forward(x, valid, return_weights=False, target=None, last_query=False):
         x:      (B, L, D) layer input (already layer-normed by the block)
         valid:  (B, L) bool, True where the position holds an item (sequences are left-padded)
         target: (B, L, D) embedding of each position's training target (the item after it), given by
                 the backbone in training only; a kind with a target-aware posterior reads it, the
                 others ignore it. Evaluation and serving never pass it.
+        last_query: attend for the last position's query only (keys and values stay every position):
+                `out` is then (B, 1, D). Scoring the next item needs nothing else from the last block.
     The causal mask is implied: position t may attend to positions <= t only, and never to padding.
     """
 
@@ -35,7 +37,7 @@ class Attention(nn.Module):
         self.config = config
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
-                target: torch.Tensor | None = None) -> AttentionOutput:
+                target: torch.Tensor | None = None, last_query: bool = False) -> AttentionOutput:
         raise NotImplementedError
 
 
@@ -51,6 +53,11 @@ def parse_options(options_cls: type[OptionsT], raw: dict[str, Any], kind: str) -
             f"unknown attention option(s) for {kind!r}: {', '.join(unknown)}; valid options: {', '.join(valid)}"
         )
     return options_cls(**raw)
+
+
+def last_query_rows(q: torch.Tensor, mask: torch.Tensor, last_query: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """q (B, H, L, d) and mask (B, 1, L, L), cut to the last query row when `last_query`."""
+    return (q[:, :, -1:], mask[:, :, -1:]) if last_query else (q, mask)
 
 
 def causal_mask(valid: torch.Tensor) -> torch.Tensor:

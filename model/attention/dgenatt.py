@@ -52,7 +52,7 @@ from torch import nn
 
 from seqrec.model.attention import register_attention
 from seqrec.model.attention._genatt import GenerativeAttention, check_inference_mode, masked_softmax, merge_heads, split_heads
-from seqrec.model.attention.base import AttentionOutput, causal_mask
+from seqrec.model.attention.base import AttentionOutput, causal_mask, last_query_rows
 from seqrec.model.config import ModelConfig
 
 SCHEDULES = ("linear", "cosine")
@@ -155,14 +155,14 @@ class DGenAttention(GenerativeAttention):
         return gate, u, w
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
-                target: torch.Tensor | None = None) -> AttentionOutput:
+                target: torch.Tensor | None = None, last_query: bool = False) -> AttentionOutput:
         B, L, D = x.shape
         H, T = self.n_heads, self.options.steps_T
         q, k, v = (split_heads(t, H) for t in self.qkv(x).split(D, dim=2))  # 3 x (B, H, L, d)
         mask = causal_mask(valid)  # (B, 1, L, L)
         hist = self.history_terms(x, valid)
         if not (self.training or return_weights or self.inference == "sample"):
-            return self.fused_mean(q, k, v, mask, hist)
+            return self.fused_mean(q, k, v, mask, hist, last_query)
         a0 = ((q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)).masked_fill(~mask, 0.0)  # (B, H, L, L)
 
         aux = None
@@ -186,12 +186,13 @@ class DGenAttention(GenerativeAttention):
             noise = torch.randn_like(a0) if self.inference == "sample" else None
             logits = c * self.start_map(a0, noise) + d * self.prior_map(hist) + e @ p  # (B, H, L, L)
 
-        weights = masked_softmax(logits, mask)  # (B, H, L, L) A_gen
+        logits, mask = last_query_rows(logits, mask, last_query)
+        weights = masked_softmax(logits, mask)  # (B, H, Lq, L) A_gen
         attn = F.dropout(weights, self.attn_dropout) if self.training else weights
-        y = merge_heads(attn @ v)  # (B, L, D)
+        y = merge_heads(attn @ v)  # (B, Lq, D)
         return AttentionOutput(out=self.proj(y), aux_loss=aux, weights=weights if return_weights else None)
 
-    def fused_mean(self, q, k, v, mask, hist) -> AttentionOutput:
+    def fused_mean(self, q, k, v, mask, hist, last_query: bool = False) -> AttentionOutput:
         """Mean-mode inference without the L x L map. Every term of the generated logits
         c * sqrt(abar) q k^T / sqrt(d) + d * u w^T / sqrt(r) + e p is a bilinear form in per-row and
         per-key features, so the layer is one fused softmax attention over widened queries and keys
@@ -201,6 +202,7 @@ class DGenAttention(GenerativeAttention):
         c = c * self.abar[self.t_start()].sqrt() / q.shape[-1] ** 0.5
         q_wide = torch.cat([c * q, d * u / math.sqrt(w.shape[-1]), e], dim=-1)  # (B, H, L, d + r + n)
         k_wide = torch.cat([k, w, p.transpose(-2, -1)], dim=-1)  # (B, H, L, d + r + n)
+        q_wide, mask = last_query_rows(q_wide, mask, last_query)
         # Zero-pad V to the same width: CPU SDPA takes its fused kernel only when the widths match
         # (3.3x faster at L=200, batch 256 than the fallback that builds the map).
         v_wide = F.pad(v, (0, q_wide.shape[-1] - v.shape[-1]))

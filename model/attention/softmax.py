@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqrec.model.attention import register_attention
-from seqrec.model.attention.base import Attention, AttentionOutput, causal_mask, parse_options
+from seqrec.model.attention.base import Attention, AttentionOutput, causal_mask, last_query_rows, parse_options
 from seqrec.model.config import ModelConfig
 
 
@@ -38,11 +38,11 @@ class SoftmaxAttention(Attention):
         self.attn_dropout = config.dropout
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
-                target: torch.Tensor | None = None) -> AttentionOutput:
+                target: torch.Tensor | None = None, last_query: bool = False) -> AttentionOutput:
         B, L, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)
         q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L, d)
-        mask = causal_mask(valid)  # (B, 1, L, L)
+        q, mask = last_query_rows(q, causal_mask(valid), last_query)  # (B, H, Lq, d), (B, 1, Lq, L)
         weights = None
         if return_weights:
             # The readable path: the same numbers as the fused kernel, with the maps kept.
@@ -52,7 +52,7 @@ class SoftmaxAttention(Attention):
         else:
             drop = self.attn_dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=self._training_mask(mask, q), dropout_p=drop)
-        y = y.transpose(1, 2).reshape(B, L, D)
+        y = y.transpose(1, 2).reshape(B, q.shape[2], D)
         return AttentionOutput(out=self.proj(y), weights=weights)
 
     def _training_mask(self, mask: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -60,6 +60,6 @@ class SoftmaxAttention(Attention):
         N(0, sigma^2) per (batch, head, query, key) elsewhere (SDPA adds it to the logits)."""
         if not (self.training and self.options.logit_noise > 0):
             return mask
-        B, H, L, _ = q.shape
-        noise = torch.randn(B, H, L, L, device=q.device, dtype=q.dtype) * self.options.logit_noise
+        B, H, Lq, _ = q.shape
+        noise = torch.randn(B, H, Lq, mask.shape[-1], device=q.device, dtype=q.dtype) * self.options.logit_noise
         return noise.masked_fill(~mask, float("-inf"))

@@ -50,7 +50,7 @@ from torch import nn
 
 from seqrec.model.attention import register_attention
 from seqrec.model.attention._genatt import GenerativeAttention, check_inference_mode, masked_softmax, merge_heads, split_heads
-from seqrec.model.attention.base import AttentionOutput, causal_mask
+from seqrec.model.attention.base import AttentionOutput, causal_mask, last_query_rows
 from seqrec.model.config import ModelConfig
 
 DECODERS = ("additive", "gate")
@@ -112,7 +112,7 @@ class VGenAttention(GenerativeAttention):
         return self.options.beta_cap * min(1.0, self.progress / self.options.anneal_fraction)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
-                target: torch.Tensor | None = None) -> AttentionOutput:
+                target: torch.Tensor | None = None, last_query: bool = False) -> AttentionOutput:
         B, L, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
 
@@ -137,10 +137,10 @@ class VGenAttention(GenerativeAttention):
             q, k = q + dq, k + dk
         q, k, v = split_heads(q, self.n_heads), split_heads(k, self.n_heads), split_heads(v, self.n_heads)
 
-        mask = causal_mask(valid)  # (B, 1, L, L)
+        q, mask = last_query_rows(q, causal_mask(valid), last_query)  # (B, H, Lq, d), (B, 1, Lq, L)
         weights = None
         if return_weights:
-            logits = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)  # (B, H, L, L)
+            logits = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)  # (B, H, Lq, L)
             weights = masked_softmax(logits, mask)  # A_gen
             y = weights @ v  # (B, H, L, d)
         else:

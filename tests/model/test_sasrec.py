@@ -52,6 +52,31 @@ def test_no_information_from_the_future(kind: str) -> None:
             torch.testing.assert_close(out[:, : t + 1][keep], base[:, : t + 1][keep], msg=f"{kind}: t={t}")
 
 
+SERVED_VARIANTS = [(kind, {}) for kind in attention_kinds()] + [
+    ("softmax", {"logit_noise": 0.2}),
+    ("vgenatt", {"decoder": "gate", "posterior": "target"}),
+    ("dgenatt", {"teacher": "target"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "options"), SERVED_VARIANTS)
+def test_score_last_matches_the_full_forward_at_the_last_position(kind: str, options: dict) -> None:
+    # score_last computes the last block for the last query alone; it must rank exactly as the
+    # full forward does at that position.
+    torch.manual_seed(3)
+    config = ModelConfig(n_items=N_ITEMS, max_len=8, d_model=16, n_heads=2, attention=kind, attention_options=options)
+    model = SASRec(config).eval()
+    for p in model.parameters():  # the zero-initialised generative parts must take part too
+        torch.nn.init.normal_(p, std=0.3)
+    items = batch()
+    with torch.no_grad():
+        hidden, _ = model.encode(items)
+        full = model._logits(hidden[:, -1, :])
+        fast = model.score_last(items)
+    assert fast.shape == full.shape
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", attention_kinds())
 def test_padding_does_not_change_scores(kind: str) -> None:
     model = make_model(kind, max_len=12).eval()
