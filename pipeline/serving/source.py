@@ -4,6 +4,12 @@ why the message goes to the dead-letter topic.
 The worker consumes raw bytes and validates here, in plain code, instead of in a Faust
 deserializer: a deserializer that raises inside a stream ends or silently starves the agent
 (robinhood/faust#586, faust-streaming#175). Nothing in this module raises on bad input.
+
+Clicks are parsed with orjson, which is stricter than Python's json: NaN and Infinity (not
+JSON) and lone surrogate escapes ("\\ud800", no character at all) are `invalid_json` (json took
+them, and a lone surrogate in user_id then crashed the key check); nesting deeper than 1,024
+levels is refused (json's limit was the interpreter's recursion limit); integers beyond 64 bits
+become floats. tests/pipeline/test_click_codec.py pins every outcome against json + the schema.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
+import orjson
 
 from seqrec import schemas
 
@@ -89,15 +96,9 @@ def decode_click(
     if len(raw) > limits.max_payload_bytes:
         return Rejection(OVERSIZED, f"{len(raw)} bytes > limit {limits.max_payload_bytes}")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection(UNDECODABLE, f"not UTF-8: {exc.reason} at byte {exc.start}")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError
-        return Rejection(INVALID_JSON, str(exc))
-    except RecursionError:
-        return Rejection(INVALID_JSON, "JSON nested too deeply")
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _undecodable(raw) or Rejection(INVALID_JSON, str(exc))
     try:
         schemas.validator("click")(data)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -123,6 +124,17 @@ def decode_click(
         session_id=data.get("session_id"),
         context=data.get("context"),
     )
+
+
+def _undecodable(raw: bytes) -> Rejection | None:
+    """Why `raw` is not UTF-8, or None. Checked only once orjson has refused `raw`: it refuses
+    every input that is not UTF-8, and non-UTF-8 must stay `undecodable` even when its JSON is
+    broken too."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(UNDECODABLE, f"not UTF-8: {exc.reason} at byte {exc.start}")
+    return None
 
 
 def encode_click(click: ClickEvent) -> bytes:
