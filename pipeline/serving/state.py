@@ -24,6 +24,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import orjson
+
 from seqrec.pipeline.serving.internals import FAUST_OFFSET_KEY
 from seqrec.pipeline.serving.source import ClickEvent
 
@@ -41,23 +43,35 @@ class UserHistory:
     recent_ids: tuple[str, ...] = ()  # the last event ids applied, oldest first (duplicate guard)
 
     def to_dict(self) -> dict[str, Any]:
+        """The value's JSON object; the arrays are the tuples themselves (no copy: both json and
+        orjson write a tuple as an array)."""
         return {
-            "items": list(self.items),
+            "items": self.items,
             "last_ts": self.last_ts,
             "session_id": self.session_id,
             "session_start": self.session_start,
             "session_index": self.session_index,
             "session_len": self.session_len,
             "offsets": {str(p): o for p, o in self.offsets.items()},
-            "recent_ids": list(self.recent_ids),
+            "recent_ids": self.recent_ids,
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode("utf-8")
+        data = self.to_dict()
+        try:
+            return orjson.dumps(data)
+        except orjson.JSONEncodeError:  # a lone surrogate in an id (see from_bytes)
+            return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "UserHistory":
-        return cls.from_dict(json.loads(raw))
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            # Before clicks were parsed with orjson, an id could hold a lone surrogate ("\ud800"
+            # is valid to json, not to orjson); such a value was written escaped and must load.
+            data = json.loads(raw)
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "UserHistory":

@@ -1,3 +1,5 @@
+import json
+
 from seqrec.pipeline.serving.source import ClickEvent
 from seqrec.pipeline.serving.state import ANY_PARTITION, Seen, StateCache, UserHistory, apply_click, update_history
 
@@ -121,3 +123,31 @@ def test_a_value_from_before_per_partition_offsets_still_guards_replays():
 def test_round_trips():
     s = UserHistory(("a",), 1, "s", 1, 1, 1, {3: 7, 0: 2}, ("e1", "e2"))
     assert UserHistory.from_dict(s.to_dict()) == s == UserHistory.from_bytes(s.to_bytes())
+
+
+# Values exactly as the worker wrote them with json.dumps(separators=(",", ":")), non-ASCII escaped.
+OLD_VALUE = (b'{"items":["a","\\u00e9"],"last_ts":5,"session_id":"u#1","session_start":1,"session_index":1,'
+             b'"session_len":2,"offsets":{"3":7,"0":2},"recent_ids":["e1","e2"]}')
+OLD_SINGLE_OFFSET = (b'{"items":["a"],"last_ts":0,"session_id":"u#1","session_start":0,"session_index":1,'
+                     b'"session_len":1,"offset":42}')
+
+
+def test_values_written_by_the_json_worker_still_load():
+    s = UserHistory.from_bytes(OLD_VALUE)
+    assert s == UserHistory(("a", "\u00e9"), 5, "u#1", 1, 1, 2, {3: 7, 0: 2}, ("e1", "e2"))
+    assert UserHistory.from_bytes(OLD_SINGLE_OFFSET).offsets == {ANY_PARTITION: 42}
+
+
+def test_new_values_are_what_the_json_worker_wrote_and_read():
+    s = UserHistory(("a", "é"), 5, "u#1", 1, 1, 2, {3: 7, 0: 2}, ("e1", "e2"))
+    assert json.loads(s.to_bytes()) == json.loads(OLD_VALUE)  # a json reader (an older worker) reads it
+    ascii_only = UserHistory(("a",), 0, "u#1", 0, 1, 1, {}, ())
+    assert ascii_only.to_bytes() == json.dumps(ascii_only.to_dict(), separators=(",", ":")).encode()
+
+
+def test_a_lone_surrogate_id_from_before_orjson_loads_and_is_written_again():
+    # json accepted "\ud800" in a click's item_id and wrote it escaped; orjson refuses both ways.
+    old = OLD_VALUE.replace(b"\\u00e9", b"\\ud800")
+    state, written = update_history({b"u": old}, c("b", 10), 3, 8, history_len=5, session_gap_ms=GAP)
+    assert state.items == ("a", "\ud800", "b")
+    assert UserHistory.from_bytes(written) == state
