@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
+import orjson
+
 from seqrec.pipeline.serving.internals import partition_for
 from seqrec.pipeline.serving.source import ClickEvent, Rejection
 
@@ -145,7 +147,9 @@ def dead_letter_record(
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON. orjson writes a NaN as null where json wrote NaN (not JSON at all);
+    answers carry none: a model is swapped in only if its scores are finite."""
+    return orjson.dumps(record)
 
 
 class Sink:

@@ -1,6 +1,9 @@
 import asyncio
+import json
 
-from seqrec.pipeline.serving.sink import KafkaBatchTopic
+from seqrec import schemas
+from seqrec.pipeline.serving.sink import KafkaBatchTopic, dead_letter_record, encode, recommendation_record
+from seqrec.pipeline.serving.source import ClickEvent, Rejection
 
 
 class FakeBatch:
@@ -57,3 +60,17 @@ def test_one_batch_per_partition_split_when_full_and_keys_hashed_without_partiti
         ("recs", 2, [(b"xy", b"4")]),  # len(b"xy") % 3 partitions
         ("recs", 0, [(b"d", b"5")]),
     ]
+
+
+def test_encoded_records_are_what_json_readers_and_the_schemas_expect():
+    click = ClickEvent("é-1", "用户😀", "i", 1)
+    answer = recommendation_record(click, [("ä", 0.1 + 0.2), ("b", -1e-05), ("c", 3)],
+                                   model_version="v", produced_at_ms=2, latency_ms=1.23456)
+    letter = dead_letter_record(b"\xff{", "ü".encode(), Rejection("undecodable", "not UTF-8"),
+                                topic="clicks", partition=0, offset=9, failed_at_ms=3)
+    for name, record in (("recommendation", answer), ("dead_letter", letter)):
+        raw = encode(record)
+        assert json.loads(raw) == record  # replay, evaluation and the benchmarks read with json
+        assert raw.decode("utf-8") == json.dumps(record, separators=(",", ":"), ensure_ascii=False).replace(
+            "1e-05", "0.00001")  # compact UTF-8 as before; orjson spells small floats out
+        schemas.validator(name)(json.loads(raw))
