@@ -156,6 +156,20 @@ def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | 
     return sent
 
 
+def checkout_packages(code: Path, workdir: Path) -> Path:
+    """A folder for PYTHONPATH whose `seqrec/{model,pipeline,schemas}` link to checkout `code`'s
+    folders. PYTHONPATH=code itself holds no `seqrec` package, so the worker would import the
+    installed (editable) seqrec instead: not the baseline at all."""
+    root = workdir / f"packages-{code.resolve().name}"
+    package = root / "seqrec"
+    package.mkdir(parents=True, exist_ok=True)
+    for name in ("model", "pipeline", "schemas"):
+        link = package / name
+        if not link.exists():
+            link.symlink_to(code.resolve() / name, target_is_directory=True)
+    return root
+
+
 def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,
                  code: Path | None = None, name: str | None = None) -> WorkerProcess:
     """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`; with
@@ -173,7 +187,7 @@ def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace,
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
     ], log_path=workdir / f"{name}.log", web_port=port,
-        env={"PYTHONPATH": str(code)} if code is not None else None).start()
+        env={"PYTHONPATH": str(checkout_packages(code, workdir))} if code is not None else None).start()
 
 
 def create_log_append_time_clicks(bootstrap: str, topic: str, args: argparse.Namespace) -> None:
