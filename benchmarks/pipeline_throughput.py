@@ -23,6 +23,7 @@ on the weights. Results print as a table and go to --out as JSON. Not a test.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -127,13 +128,49 @@ class AnswerClock(threading.Thread):
             for messages in self.consumer.poll(timeout_ms=50).values():
                 now = time.time()
                 for m in messages:
-                    self.total += 1
-                    answer = json.loads(m.value)
-                    event_id = answer["event_id"]
-                    self.first.setdefault(event_id, now)
-                    self.times.setdefault(event_id, []).append(now)
-                    self.produced.setdefault(event_id, []).append(answer["produced_at"])
+                    self.note(m.value, now)
         self.consumer.close()
+
+    def note(self, value: bytes, now: float) -> None:
+        self.total += 1
+        answer = json.loads(value)
+        event_id = answer["event_id"]
+        self.first.setdefault(event_id, now)
+        self.times.setdefault(event_id, []).append(now)
+        self.produced.setdefault(event_id, []).append(answer["produced_at"])
+
+
+class AioAnswerClock(AnswerClock):
+    """The same clock on another client (aiokafka, in its own event loop and thread), to check
+    once that the latency measured is the system's and not the kafka-python consumer's."""
+
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None) -> None:
+        threading.Thread.__init__(self, daemon=True)
+        self.bootstrap, self.topic, self.security = bootstrap, topic, security
+        self.first, self.times, self.produced = {}, {}, {}
+        self.total = 0
+        self.stopping = threading.Event()
+        self.subscribed = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._consume())
+
+    async def _consume(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = open_client(AIOKafkaConsumer, self.bootstrap, self.security, auto_offset_reset="earliest",
+                               enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+        consumer.subscribe([self.topic])
+        await consumer.start()
+        self.subscribed.set()
+        try:
+            while not self.stopping.is_set():
+                for messages in (await consumer.getmany(timeout_ms=50)).values():
+                    now = time.time()
+                    for m in messages:
+                        self.note(m.value, now)
+        finally:
+            await consumer.stop()
 
 
 def produce(bootstrap: str, topic: str, stream: list[ClickEvent], rate: float | None,
@@ -212,16 +249,21 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
     try:
         worker.wait_ready(timeout_s=120)
         clock = AnswerClock(bootstrap, f"{app}-recs", args.security)
-        clock.start()
+        clocks = [clock, AioAnswerClock(bootstrap, f"{app}-recs", args.security)] if args.cross_check and rate else [clock]
+        for c in clocks:
+            c.start()
+        if len(clocks) > 1:
+            clocks[1].subscribed.wait(30)
         sent = produce(bootstrap, f"{app}-clicks", stream, rate, args.security)
         deadline = time.time() + args.timeout
-        while len(clock.first) < len(stream) and time.time() < deadline:
+        while any(len(c.first) < len(stream) for c in clocks) and time.time() < deadline:
             time.sleep(0.1)
-        clock.stopping.set()
-        clock.join()
+        for c in clocks:
+            c.stopping.set()
+            c.join()
         answered = len(clock.first)
         last = max(clock.first.values()) if clock.first else float("nan")
-        lat = sorted(1000 * (clock.first[e] - sent[e]) for e in clock.first if e in sent)
+        lat = latencies_ms(clock, sent)
         _, exposition = worker.get("/metrics")
         m = {name: worker.metric(name) for name in (
             "seqrec_batch_size_sum", "seqrec_batch_size_count",
@@ -235,9 +277,11 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         "answered": answered,
         "events_per_s": answered / (last - min(sent.values())) if answered else 0.0,
         "offered_rate": rate,
-        "p50_ms": lat[len(lat) // 2] if lat else None,
-        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        **quantiles(lat),
         "mean_ms": sum(lat) / len(lat) if lat else None,
+        # the same answers timed by a second, aiokafka consumer (--cross-check)
+        "cross_check": {"client": "aiokafka", "answered": len(clocks[1].first),
+                        **quantiles(latencies_ms(clocks[1], sent))} if len(clocks) > 1 else None,
         "stages": stage_breakdown(exposition.decode(), answered),
         "mean_batch": m["seqrec_batch_size_sum"] / max(m["seqrec_batch_size_count"], 1),
         "inference_ms_per_batch": 1000 * m["seqrec_inference_seconds_sum"] / max(m["seqrec_inference_seconds_count"], 1),
@@ -245,6 +289,17 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         # the click's Kafka timestamp (set by the producer) → answer handed to the worker's producer
         "kafka_to_answer_ms": 1000 * m["seqrec_end_to_end_seconds_sum"] / max(m["seqrec_end_to_end_seconds_count"], 1),
     }
+
+
+def latencies_ms(clock: AnswerClock, sent: dict[str, float]) -> list[float]:
+    """Sorted send → first answer received, per click, in ms."""
+    return sorted(1000 * (clock.first[e] - sent[e]) for e in clock.first if e in sent)
+
+
+def quantiles(lat: list[float]) -> dict[str, float | None]:
+    """p50 and p99 of sorted latencies."""
+    return {"p50_ms": lat[len(lat) // 2] if lat else None,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -322,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-append-time", action="store_true",
                    help="clicks topic timestamped by the broker: the consume stage starts there")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for all answers")
+    p.add_argument("--cross-check", action="store_true",
+                   help="time the paced run's answers with a second consumer on another client (aiokafka)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     # The workers read the same variables; a broker started here is PLAINTEXT.
@@ -375,6 +432,10 @@ def print_table(results: dict[str, Any]) -> None:
                   f"{q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
                   f"mean batch {q['mean_batch']:.1f}")
             print_stages(q)
+            if q.get("cross_check"):
+                x = q["cross_check"]
+                print(f"{'':8s} the same answers timed by an {x['client']} consumer: {x['answered']:,} answered, "
+                      f"p50 {x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms")
 
 
 def print_stages(run: dict[str, Any]) -> None:
