@@ -147,11 +147,6 @@ class BatchingSettings(_Group):
     """...or when its oldest click has waited this long (ms)"""
     max_pending: int = Field(4096, ge=1)
     """clicks accepted but not yet answered; beyond it the stream waits (backpressure)"""
-    inline_max: int = Field(32, ge=0)
-    """light traffic: a batch of at most this many clicks, with at most this many more waiting in
-    the consumer, is scored on the event loop itself; otherwise in a worker thread, so the loop
-    keeps taking clicks and the next batch fills (0: always the thread). A small batch's forward
-    takes a few ms; in a thread it paid more than that in GIL waits (docs/pipeline.md)"""
 
 
 class ServingSettings(_Group):

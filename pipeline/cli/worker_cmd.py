@@ -28,7 +28,6 @@ from seqrec.pipeline.settings import Settings
 @setting_option("--partitions", setting="kafka.partitions", type=int)
 @setting_option("--max-batch", setting="batching.max_size", type=int)
 @setting_option("--max-wait-ms", setting="batching.max_wait_ms", type=float)
-@setting_option("--inline-max", setting="batching.inline_max", type=int)
 @setting_option("--top-k", setting="serving.top_k", type=int)
 @setting_option("--exclude-seen/--include-seen", setting="serving.exclude_seen")
 @setting_option("--history-len", setting="store.history_len", type=int)

@@ -89,11 +89,8 @@ class ClickPipeline:
         metrics: Metrics | None = None,
         recorder: TrafficRecorder | None = None,
         on_persisted: Callable[[Any], None] | None = None,
-        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
-        """`backlog()`: clicks on the broker that this worker has not taken yet."""
         self.runner = runner
-        self.backlog = backlog
         self.recorder = recorder
         self.sink = sink
         self.table = table
@@ -111,7 +108,6 @@ class ClickPipeline:
             max_future_skew_ms=int(serving.max_future_skew_s * 1000),
         )
         b = settings.batching
-        self.inline_max = b.inline_max
         self.batcher: MicroBatcher[Request] = MicroBatcher(
             self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
         )
@@ -231,11 +227,8 @@ class ClickPipeline:
         turn them into dead letters and return no answers."""
         m = self.metrics
         m.batch_size.observe(len(clicks))
-        # Light traffic: score on the loop (no GIL hand-off). Under load: in a thread, so the loop
-        # keeps taking clicks and the next batch fills.
-        inline = len(clicks) <= self.inline_max and self.backlog() <= self.inline_max
         try:
-            version, top = await self.runner.score([r.history for r in clicks], inline=inline)
+            version, top = await self.runner.score([r.history for r in clicks])
         except Exception as exc:  # a model failure must not stop the worker: dead-letter them
             log.exception("inference failed for a batch of %d clicks", len(clicks))
             for r in clicks:
@@ -384,7 +377,6 @@ def wire(
         pipeline = ClickPipeline(
             settings, runner, sink, store, changelog, events.ack, metrics, recorder,
             on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset),
-            backlog=lambda: sum(consumer_lag(app, k.clicks_topic, pipeline.positions).values()),
         )
         app.seqrec_pipeline = pipeline  # for the lag timer
         flusher = asyncio.ensure_future(pipeline.batcher.run())
@@ -488,14 +480,13 @@ def stats_line(metrics: Metrics, health: Health) -> str:
     )
 
 
-def consumer_lag(app: Any, clicks_topic: str, positions: dict[int, int]) -> dict[int, int]:
-    """Partition → clicks on the broker after the last one taken (`positions`: partition → offset),
-    for the assigned partitions whose high-water mark the consumer knows."""
+def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
+    pipeline = getattr(app, "seqrec_pipeline", None)
+    positions = pipeline.positions if pipeline is not None else {}
     try:
         assignment = app.consumer.assignment()
     except Exception:  # consumer not started yet
-        return {}
-    lag = {}
+        return
     for tp in assignment:
         if tp.topic != clicks_topic:
             continue
@@ -503,15 +494,8 @@ def consumer_lag(app: Any, clicks_topic: str, positions: dict[int, int]) -> dict
         if highwater is None or highwater < 0:
             continue
         taken = positions.get(tp.partition)
-        lag[tp.partition] = max(highwater - (taken + 1) if taken is not None else highwater, 0)
-    return lag
-
-
-def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
-    pipeline = getattr(app, "seqrec_pipeline", None)
-    positions = pipeline.positions if pipeline is not None else {}
-    for partition, lag in consumer_lag(app, clicks_topic, positions).items():
-        metrics.consumer_lag.labels(str(partition)).set(lag)
+        lag = highwater - (taken + 1) if taken is not None else highwater
+        metrics.consumer_lag.labels(str(tp.partition)).set(max(lag, 0))
 
 
 __all__ = [
@@ -520,7 +504,6 @@ __all__ = [
     "Request",
     "assigned_partitions",
     "broker_reachable",
-    "consumer_lag",
     "refresh_health",
     "stats_line",
     "update_lag",

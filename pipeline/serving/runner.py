@@ -3,11 +3,8 @@
 The live model sits behind one reference (`Runner.model`). Each batch reads that reference once,
 so a whole batch is answered by one model and tagged with its version; `swap(new)` rebinds it
 (one attribute store, atomic under the GIL) and the batch in flight finishes on the old one.
-The forward pass runs in a worker thread (`asyncio.to_thread`) so Faust's event loop keeps taking
-clicks (and the next batch fills) while torch works; or, when the caller says `inline` (light
-traffic, a small batch), on the loop itself: such a forward takes 1-3 ms, and in a thread the same
-forward took 5-7 ms, waiting for the GIL at every torch call while the loop held it
-(docs/pipeline.md, issue 16). Heartbeats are not affected: Faust's consumer has its own thread.
+The forward pass runs in a worker thread (`asyncio.to_thread`) so Faust's event loop keeps
+consuming, committing and heartbeating while torch works.
 """
 
 from __future__ import annotations
@@ -50,15 +47,11 @@ class Runner:
         return old
 
     async def score(
-        self, histories: Sequence[Sequence[str]], *, inline: bool = False
+        self, histories: Sequence[Sequence[str]]
     ) -> tuple[str, list[list[tuple[str, float]]]]:
-        """(model version, top-K per history) for one batch, in a worker thread or, with `inline`,
-        on the event loop."""
+        """(model version, top-K per history) for one batch, computed in a worker thread."""
         model = self.model  # read once: the batch is answered by one model
-        if inline:
-            results = model.recommend(histories, self.top_k, self.exclude_seen)
-        else:
-            results = await asyncio.to_thread(model.recommend, histories, self.top_k, self.exclude_seen)
+        results = await asyncio.to_thread(model.recommend, histories, self.top_k, self.exclude_seen)
         if len(results) != len(histories):
             raise RuntimeError(f"model answered {len(results)} of {len(histories)} histories")
         return model.version, results

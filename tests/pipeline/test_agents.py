@@ -4,7 +4,6 @@ import asyncio
 import time
 import json
 import socket
-import threading
 
 import pytest
 
@@ -36,7 +35,7 @@ def click(event_id, user, item, ts_ms=NOW_S * 1000):
     return json.dumps({"event_id": event_id, "user_id": user, "item_id": item, "timestamp": ts_ms}).encode()
 
 
-def make(model, table=None, backlog=lambda: 0, **batching):
+def make(model, table=None, **batching):
     """A pipeline on in-memory topics; pass the `table` of an earlier one to play its successor
     after a crash (same table, nothing else kept)."""
     settings = Settings(batching={"max_size": 4, "max_wait_ms": 1, **batching}, store={"history_len": 3})
@@ -48,8 +47,7 @@ def make(model, table=None, backlog=lambda: 0, **batching):
     recs, dlq = MemoryTopic(), MemoryTopic()
     table = {} if table is None else table
     metrics = Metrics()
-    pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, MemoryTopic(), ack, metrics,
-                         backlog=backlog)
+    pipe = ClickPipeline(settings, Runner(model, top_k=1), Sink(recs, dlq), table, MemoryTopic(), ack, metrics)
     return pipe, table, recs, dlq, acked, metrics
 
 
@@ -142,35 +140,6 @@ def test_inference_failure_dead_letters_the_batch_and_keeps_going():
     assert recs.records == []
     assert [x["reason"] for x in dlq.decoded()] == ["inference_failed", "inference_failed"]
     assert sorted(acked) == [0, 1]
-
-
-class ThreadRecordingModel(FakeModel):
-    def __init__(self):
-        super().__init__()
-        self.threads = []
-
-    def recommend(self, histories, k=10, exclude_seen=True):
-        self.threads.append(threading.get_ident())
-        return super().recommend(histories, k, exclude_seen)
-
-
-@pytest.mark.parametrize(("batch", "waiting", "on_loop"), [(2, 0, True), (2, 100, False), (4, 0, False)])
-def test_small_batches_in_light_traffic_are_scored_on_the_loop_others_in_a_thread(batch, waiting, on_loop):
-    model = ThreadRecordingModel()
-    pipe, *_ = make(model, backlog=lambda: waiting, max_size=8, max_wait_ms=50, inline_max=3)
-
-    async def main():
-        task = asyncio.create_task(pipe.batcher.run())
-        for offset in range(batch):
-            await pipe.accept(click(f"e{offset}", f"u{offset}", "a"), f"u{offset}".encode(), topic="clicks",
-                              partition=0, offset=offset, timestamp_s=NOW_S, handle=offset)
-        await asyncio.wait_for(pipe.drain(), 5)
-        task.cancel()
-        return threading.get_ident()
-
-    loop_thread = asyncio.run(main())
-    assert [len(b) for b in model.batches] == [batch]
-    assert (model.threads == [loop_thread]) is on_loop
 
 
 def test_swap_serves_the_next_batch_with_the_new_model():
