@@ -18,6 +18,8 @@ on the weights. Results print as a table and go to --out as JSON. Not a test.
     python benchmarks/pipeline_throughput.py                       # 100,000 clicks, 10,000 users
     python benchmarks/pipeline_throughput.py --clicks 20000 --users 2000 --kinds softmax
     python benchmarks/pipeline_throughput.py --forward-only --device cuda   # GPU machine
+    git worktree add /tmp/before <commit>
+    python benchmarks/pipeline_throughput.py --kinds softmax --rate 1000 --baseline /tmp/before
 """
 
 from __future__ import annotations
@@ -241,11 +243,12 @@ def create_log_append_time_clicks(bootstrap: str, topic: str, args: argparse.Nam
 
 
 def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
-                 args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+                 args: argparse.Namespace, workdir: Path, code: Path | None = None) -> dict[str, Any]:
+    """One worker (from checkout `code`, default this one) serving `stream`, paced at `rate`."""
     app = f"bench{uuid.uuid4().hex[:6]}"
     if args.log_append_time:
         create_log_append_time_clicks(bootstrap, f"{app}-clicks", args)
-    worker = start_worker(bootstrap, ckpt, app, args, workdir)
+    worker = start_worker(bootstrap, ckpt, app, args, workdir, code=code)
     try:
         worker.wait_ready(timeout_s=120)
         clock = AnswerClock(bootstrap, f"{app}-recs", args.security)
@@ -289,6 +292,18 @@ def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: flo
         # the click's Kafka timestamp (set by the producer) → answer handed to the worker's producer
         "kafka_to_answer_ms": 1000 * m["seqrec_end_to_end_seconds_sum"] / max(m["seqrec_end_to_end_seconds_count"], 1),
     }
+
+
+def mean_of_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two runs of the same paced stream: `a` with its numeric figures (and its stages') replaced by
+    the mean of both; `runs` keeps both originals."""
+    def mean(x: Any, y: Any) -> Any:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return {k: mean(x[k], y.get(k)) for k in x}
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+            return (x + y) / 2
+        return x
+    return {**mean(a, b), "runs": [a, b]}
 
 
 def latencies_ms(clock: AnswerClock, sent: dict[str, float]) -> list[float]:
@@ -379,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for all answers")
     p.add_argument("--cross-check", action="store_true",
                    help="time the paced run's answers with a second consumer on another client (aiokafka)")
+    p.add_argument("--warmup", type=int, default=20_000,
+                   help="clicks of an unmeasured saturated run first, to warm the broker up (0: none)")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="another checkout (e.g. a git worktree of an older commit): its worker runs the same "
+                        "saturated and paced streams after this one's, in the same run")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     # The workers read the same variables; a broker started here is PLAINTEXT.
@@ -397,13 +417,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with (contextlib.nullcontext(None) if args.forward_only else broker(args.bootstrap, work)) as address:
-            for kind in args.kinds:
+            for i, kind in enumerate(args.kinds):
                 ckpt = make_checkpoint(kind, args.items, args.history_len, work)
                 r: dict[str, Any] = {}
+                if not args.forward_only and i == 0 and args.warmup:
+                    # A fresh broker (its JVM) is slow for the first minute: the same worker code
+                    # measured 617 ms p50 first and 120 ms second in one run (A/A, 1,000 clicks/s).
+                    run_pipeline(address, ckpt, stream[:args.warmup], None, args, work)
                 if not args.forward_only:
-                    r["saturate"] = run_pipeline(address, ckpt, stream, None, args, work)
                     paced = synthetic_stream(args.paced_clicks, args.users, args.items, seed=2)
+                    r["saturate"] = run_pipeline(address, ckpt, stream, None, args, work)
                     r["paced"] = run_pipeline(address, ckpt, paced, args.rate, args, work)
+                    if args.baseline is not None:
+                        # The same runs with the baseline's worker, then this one's paced run again:
+                        # later runs are faster (the broker warms up for minutes), so the order is
+                        # A B B A and each side's paced figure is the mean of its two runs.
+                        base = {"saturate": run_pipeline(address, ckpt, stream, None, args, work, code=args.baseline)}
+                        base["paced"] = run_pipeline(address, ckpt, paced, args.rate, args, work, code=args.baseline)
+                        second = run_pipeline(address, ckpt, paced, args.rate, args, work, code=args.baseline)
+                        r["baseline"] = {**base, "paced": mean_of_runs(base["paced"], second)}
+                        r["paced"] = mean_of_runs(run_pipeline(address, ckpt, paced, args.rate, args, work), r["paced"])
                 sizes = sorted(set(args.sizes) | ({max(1, round(r["saturate"]["mean_batch"]))} if r else set()))
                 r["forward"] = bare_forward(ckpt, histories, sizes, args.device, args.torch_threads)
                 results["kinds"][kind] = r
@@ -423,19 +456,29 @@ def print_table(results: dict[str, Any]) -> None:
         line = f"{kind:8s} forward events/s by batch: " + ", ".join(
             f"{b}: {v['events_per_s']:,.0f}" for b, v in sorted(fwd.items()))
         print(line)
-        if "saturate" in r:
-            s, q = r["saturate"], r["paced"]
-            b = max(1, round(s["mean_batch"]))
-            ratio = fwd[b]["events_per_s"] / s["events_per_s"] if s["events_per_s"] else float("nan")
-            print(f"{'':8s} pipeline {s['events_per_s']:,.0f} events/s (mean batch {s['mean_batch']:.1f}, "
-                  f"cost {ratio:.1f}x the bare forward at that batch); paced {q['offered_rate']:,.0f}/s: "
-                  f"{q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
-                  f"mean batch {q['mean_batch']:.1f}")
-            print_stages(q)
-            if q.get("cross_check"):
-                x = q["cross_check"]
-                print(f"{'':8s} the same answers timed by an {x['client']} consumer: {x['answered']:,} answered, "
-                      f"p50 {x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms")
+        for label, runs in (("pipeline", r), ("baseline", r.get("baseline"))):
+            if runs and "saturate" in runs:
+                print_runs(label, runs, fwd)
+
+
+def print_runs(label: str, runs: dict[str, Any], fwd: dict[int, dict[str, float]]) -> None:
+    """One worker's saturated and paced runs (`label`: this checkout's, or the baseline's)."""
+    s, q = runs["saturate"], runs["paced"]
+    b = max(1, round(s["mean_batch"]))
+    cost = (f", cost {fwd[b]['events_per_s'] / s['events_per_s']:.1f}x the bare forward at that batch"
+            if b in fwd and s["events_per_s"] else "")
+    print(f"{'':8s} {label} {s['events_per_s']:,.0f} events/s (mean batch {s['mean_batch']:.1f}{cost}); "
+          f"paced {q['offered_rate']:,.0f}/s: {q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, "
+          f"p99 {q['p99_ms']:.1f} ms, mean batch {q['mean_batch']:.1f}")
+    if q.get("runs"):
+        print(f"{'':8s} (mean of two paced runs, A B B A order: p50 " + " and ".join(
+            f"{run['p50_ms']:.1f}" for run in q["runs"]) + " ms, p99 " + " and ".join(
+            f"{run['p99_ms']:.1f}" for run in q["runs"]) + " ms)")
+    print_stages(q)
+    if q.get("cross_check"):
+        x = q["cross_check"]
+        print(f"{'':8s} the same answers timed by an {x['client']} consumer: {x['answered']:,} answered, "
+              f"p50 {x['p50_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms")
 
 
 def print_stages(run: dict[str, Any]) -> None:
