@@ -26,8 +26,9 @@ Choices that are *ours* (each one is an ablation knob or a line to change):
   much information at no cost (free_bits = 0 is the plain KL summed over dims). Weighted by
   beta(p) = beta_cap * min(1, p / anneal_fraction), p the training progress in [0, 1] given by
   `set_training_progress` (the backbone calls it). Before any call p = 1 (the full cap), so a layer
-  used outside a trainer is not silently unregularised. The loss is returned in eval too (monitoring).
-- Inference: `mean` (z = mu, deterministic; default) or `sample` (fresh eps each call).
+  used outside a trainer is not silently unregularised. In `sample` inference the loss is returned too.
+- Inference: `mean` (z = mu, deterministic; default) or `sample` (fresh eps each call). `mean` runs
+  folded linear maps (`_mean_qkv`): the same numbers, fewer matmuls.
 - `posterior="target"` (issue 14; Deng et al., NeurIPS 2018, "Latent Alignment and Variational
   Attention"; Bahuleyan et al., COLING 2018): the encoder above becomes a learned prior
   p(z_t | M_<=t), and in training a posterior q(z_t | M_<=t, item t+1) also reads position t's own
@@ -113,28 +114,13 @@ class VGenAttention(GenerativeAttention):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
                 target: torch.Tensor | None = None, last_query: bool = False) -> AttentionOutput:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
-
-        # Encoder: q(z | h) per position from the causal summary (the prior p(z | h) with posterior="target").
-        h_g = self.summary(x, valid)  # (B, L, D)
-        mu, logvar = self.encoder(h_g).chunk(2, dim=-1)  # 2 x (B, L, Z)
-        logvar = logvar.clamp(-8.0, 8.0)
-        prior = None
-        if self.options.posterior == "target" and self.training and target is not None:
-            prior = (mu, logvar)
-            d_mu, d_logvar = self.posterior(torch.cat([h_g, target], dim=-1)).chunk(2, dim=-1)
-            mu, logvar = mu + d_mu, (logvar + d_logvar).clamp(-8.0, 8.0)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.stochastic() else mu  # (B, L, Z)
-
-        # Decoder: shared g(z) plus per-head parts -> query/key modulations.
-        g = self.shared(z)  # (B, L, D)
-        if self.options.decoder == "gate":
-            gq, gk = self.individual(g).tanh().split(D, dim=-1)  # 2 x (B, L, D)
-            q, k = q * (1.0 + gq), k * (1.0 + gk)
+        h_g = self.summary(x, valid)  # (B, L, D) the causal summary the encoder reads
+        if self.stochastic():
+            q, k, v, kl = self._sampled_qkv(x, h_g, valid, target)
+            aux_loss = self.beta * kl
         else:
-            dq, dk = self.individual(torch.cat([g, x], dim=-1)).split(D, dim=-1)  # 2 x (B, L, D)
-            q, k = q + dq, k + dk
+            q, k, v = self._mean_qkv(x, h_g)
+            aux_loss = None  # z = mu: no sample to regularise (only training reads the loss)
         q, k, v = split_heads(q, self.n_heads), split_heads(k, self.n_heads), split_heads(v, self.n_heads)
 
         q, mask = last_query_rows(q, causal_mask(valid), last_query)  # (B, H, Lq, d), (B, 1, Lq, L)
@@ -146,12 +132,55 @@ class VGenAttention(GenerativeAttention):
         else:
             drop = self.attn_dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)  # (B, H, L, d)
+        return AttentionOutput(out=self.proj(merge_heads(y)), aux_loss=aux_loss, weights=weights)
 
+    def _sampled_qkv(self, x: torch.Tensor, h_g: torch.Tensor, valid: torch.Tensor, target: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training and `sample` inference: z drawn from q(z | h) (or from the prior), then decoded into
+        the query/key modulations. Returns the modulated q, k, the values and the KL, each (B, L, D)."""
+        D = x.shape[-1]
+        q, k, v = self.qkv(x).split(D, dim=2)  # 3 x (B, L, D)
+        mu, logvar = self.encoder(h_g).chunk(2, dim=-1)  # 2 x (B, L, Z)
+        logvar = logvar.clamp(-8.0, 8.0)
+        prior = None
+        if self.options.posterior == "target" and self.training and target is not None:
+            prior = (mu, logvar)
+            d_mu, d_logvar = self.posterior(torch.cat([h_g, target], dim=-1)).chunk(2, dim=-1)
+            mu, logvar = mu + d_mu, (logvar + d_logvar).clamp(-8.0, 8.0)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L, Z)
+
+        g = self.shared(z)  # (B, L, D) the shared part g(z); the per-head parts follow
+        if self.options.decoder == "gate":
+            gq, gk = self.individual(g).tanh().split(D, dim=-1)  # 2 x (B, L, D)
+            q, k = q * (1.0 + gq), k * (1.0 + gk)
+        else:
+            dq, dk = self.individual(torch.cat([g, x], dim=-1)).split(D, dim=-1)  # 2 x (B, L, D)
+            q, k = q + dq, k + dk
         if self.options.posterior == "target" and prior is None:
-            kl = mu.new_zeros(())  # the prior alone: nothing to align (eval, or no target given)
+            kl = mu.new_zeros(())  # the prior alone: nothing to align (no target given)
         else:
             kl = self.penalised_kl(mu, logvar, valid, prior)
-        return AttentionOutput(out=self.proj(merge_heads(y)), aux_loss=self.beta * kl, weights=weights)
+        return q, k, v, kl
+
+    def _mean_qkv(self, x: torch.Tensor, h_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`mean` inference (z = mu of the encoder, the prior with posterior="target"): what
+        `_sampled_qkv` gives with eps = 0, with its linear maps folded into fewer matmuls — the mu half
+        of the encoder into g's linear (no nonlinearity between them), and for the additive decoder
+        the part of `individual` that reads x into qkv. Serving's cost (issue 16)."""
+        D, Z = x.shape[-1], self.options.latent_dim
+        linear = self.shared[0]
+        g = F.gelu(F.linear(h_g, linear.weight @ self.encoder.weight[:Z],
+                            linear.weight @ self.encoder.bias[:Z] + linear.bias))  # (B, L, D) g(mu)
+        w, b = self.individual.weight, self.individual.bias
+        if self.options.decoder == "gate":
+            q, k, v = self.qkv(x).split(D, dim=2)
+            gq, gk = F.linear(g, w, b).tanh().split(D, dim=-1)
+            return q * (1.0 + gq), k * (1.0 + gk), v
+        qk_from_x = torch.cat([w[:, D:], w.new_zeros(D, D)])  # (3D, D): individual's x part, none for v
+        qkv = F.linear(x, self.qkv.weight + qk_from_x, self.qkv.bias + F.pad(b, (0, D)))  # (B, L, 3D)
+        q, k, v = qkv.split(D, dim=2)
+        dq, dk = F.linear(g, w[:, :D]).split(D, dim=-1)
+        return q + dq, k + dk, v
 
     def penalised_kl(self, mu: torch.Tensor, logvar: torch.Tensor, valid: torch.Tensor,
                      prior: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:

@@ -238,3 +238,17 @@ def test_dgenatt_collapsed_chain_equals_step_by_step_ddim(steps: int, start: flo
         fused = layer(x, valid).out
         explicit = layer(x, valid, return_weights=True).out
         torch.testing.assert_close(fused[valid], explicit[valid], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [{}, {"decoder": "gate"}, {"posterior": "target", "free_bits": 0.0}])
+def test_vgenatt_mean_mode_gives_what_sampling_gives_with_zero_noise(options: dict, monkeypatch) -> None:
+    # `mean` mode runs folded linear maps for speed; with eps = 0 the sampled path decodes z = mu
+    # unfolded. make() wakes the zero-initialised decoder, so the latent path counts here.
+    layer = make("vgenatt", **options).eval()
+    x, valid = batch()
+    with torch.no_grad():
+        folded = layer(x, valid).out
+        layer.set_inference_mode("sample")
+        monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
+        unfolded = layer(x, valid).out
+    torch.testing.assert_close(folded[valid], unfolded[valid], rtol=1e-5, atol=1e-5)
