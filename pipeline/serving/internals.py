@@ -8,8 +8,9 @@ private attribute. An upgrade then means: re-read the hooks below against the ne
 the benchmarks they cite, and update CHECKED_VERSIONS.
 
 - `Consumer`: Faust's aiokafka consumer with a short fetch wait (`_create_worker_consumer`,
-  `_new_consumer_thread`, aiokafka's `_fetch_max_wait_ms`) and a commit before partitions are
-  revoked (Faust's own revocation forgets the acked offsets first).
+  `_new_consumer_thread`, aiokafka's `_fetch_max_wait_ms`), a commit before partitions are
+  revoked (Faust's own revocation forgets the acked offsets first), and each fetch given a copy
+  of the active partitions, never an empty set (`_getmany`).
 - `started_producer`: Faust's started aiokafka producer (`_ensure_producer`), for record batches
   sent without Faust's per-message send path.
 - `partition_for`: the partition aiokafka's default partitioner picks (`_wait_on_metadata`,
@@ -60,6 +61,19 @@ class Consumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions: set | None, timeout: float) -> Any:  # type: ignore[override]
+        # Faust 0.15.3 hands aiokafka's thread its live set of active partitions, which the event
+        # loop keeps changing (pause/resume in a rebalance) while that thread waits for records,
+        # and aiokafka reads an *empty* set as "every partition": records of paused partitions are
+        # then taken out of aiokafka and dropped by Faust's filter without a seek back. A copy, and
+        # no call at all when it is empty, keep each fetch to what was active when it started.
+        if active_partitions is None:
+            return await super()._getmany(None, timeout)
+        snapshot = set(active_partitions)
+        if not snapshot:
+            return {}
+        return await super()._getmany(snapshot, timeout)
 
     async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
         if not self.app.should_stop and self.assignment():

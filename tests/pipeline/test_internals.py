@@ -3,6 +3,7 @@ versions they were checked against (pipeline/serving/internals.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import aiokafka
 import aiokafka.client
+import aiokafka.consumer.fetcher
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -32,12 +34,32 @@ def test_the_installed_libraries_are_the_versions_the_hooks_were_checked_against
 def test_every_hooked_private_attribute_still_exists() -> None:
     assert callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", None))
     assert callable(getattr(faust_aiokafka.Consumer, "_new_consumer_thread", None))
+    assert callable(getattr(faust_aiokafka.Consumer, "_getmany", None))
+    # The reason for Consumer._getmany: aiokafka reads an empty partition set as "all partitions".
+    assert "if partitions and tp not in partitions" in inspect.getsource(aiokafka.consumer.fetcher.Fetcher.fetched_records)
     assert callable(getattr(faust_aiokafka.Producer, "_ensure_producer", None))
     assert callable(getattr(aiokafka.client.AIOKafkaClient, "_wait_on_metadata", None))
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
     assert "self._partitioner" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
     assert "on_partitions_revoked" in vars(faust_aiokafka.Consumer) or hasattr(faust_aiokafka.Consumer,
                                                                              "on_partitions_revoked")
+
+
+def test_each_fetch_gets_a_copy_of_the_active_partitions_and_never_an_empty_set() -> None:
+    handed: list[set] = []
+
+    class ConsumerThread:  # stands in for aiokafka's thread: records what each fetch was given
+        async def getmany(self, active_partitions: set, timeout: float) -> dict:
+            handed.append(active_partitions)
+            return {"tp": ["record"]}
+
+    consumer = internals.Consumer.__new__(internals.Consumer)
+    consumer._thread = ConsumerThread()
+    live = {"clicks-0", "clicks-1"}
+    assert asyncio.run(consumer._getmany(live, 1.0)) == {"tp": ["record"]}
+    assert handed == [live] and handed[0] is not live  # pausing `live` later cannot reach the fetch
+    assert asyncio.run(consumer._getmany(set(), 1.0)) == {}  # no fetch: empty would mean "all"
+    assert len(handed) == 1
 
 
 def test_no_other_module_reaches_into_a_private_attribute() -> None:
