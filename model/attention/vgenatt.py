@@ -171,11 +171,11 @@ class VGenAttention(GenerativeAttention):
         linear = self.shared[0]
         g = F.gelu(F.linear(h_g, linear.weight @ self.encoder.weight[:Z],
                             linear.weight @ self.encoder.bias[:Z] + linear.bias))  # (B, L, D) g(mu)
-        w, b = self.individual.weight, self.individual.bias
         if self.options.decoder == "gate":
             q, k, v = self.qkv(x).split(D, dim=2)
-            gq, gk = F.linear(g, w, b).tanh().split(D, dim=-1)
+            gq, gk = self.individual(g).tanh().split(D, dim=-1)
             return q * (1.0 + gq), k * (1.0 + gk), v
+        w, b = self.individual.weight, self.individual.bias
         qk_from_x = torch.cat([w[:, D:], w.new_zeros(D, D)])  # (3D, D): individual's x part, none for v
         qkv = F.linear(x, self.qkv.weight + qk_from_x, self.qkv.bias + F.pad(b, (0, D)))  # (B, L, 3D)
         q, k, v = qkv.split(D, dim=2)

@@ -68,10 +68,8 @@ class Consumer(faust_aiokafka.Consumer):
         # and aiokafka reads an *empty* set as "every partition": records of paused partitions are
         # then taken out of aiokafka and dropped by Faust's filter without a seek back. A copy, and
         # no call at all when it is empty, keep each fetch to what was active when it started.
-        if active_partitions is None:
-            return await super()._getmany(None, timeout)
-        snapshot = set(active_partitions)
-        if not snapshot:
+        snapshot = None if active_partitions is None else set(active_partitions)
+        if snapshot is not None and not snapshot:
             return {}
         return await super()._getmany(snapshot, timeout)
 
