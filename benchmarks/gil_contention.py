@@ -5,7 +5,9 @@ side in one process, quiet and with a busy thread beside it, at each GIL switch 
 An eager forward calls ~60 torch ops; each one releases the GIL for its kernel and must take it
 back, and with another thread running Python each re-take waits up to the switch interval (5 ms by
 default). A forward that crosses from Python to C++ fewer times waits less. This isolates that
-effect from the pipeline's noise; it is not the pipeline's latency.
+effect from the pipeline's noise; it is not the pipeline's latency. The last two columns are what
+the worker calls per batch, raw ids in and top-10 out: `Recommender.recommend` in this process
+(`serving.inference=thread`) and the same in an `InferenceProcess` (`serving.inference=process`).
 
     python benchmarks/gil_contention.py --batch 32 --rounds 30
     python benchmarks/gil_contention.py --switch-intervals 0.005 0.0005
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -25,8 +28,12 @@ from datetime import datetime, timezone
 import torch
 
 from genatt_seeds import machine
+from seqrec.model.checkpoint import save_checkpoint
 from seqrec.model.config import ModelConfig
+from seqrec.model.data import ItemMap
+from seqrec.model.inference import Recommender
 from seqrec.model.sasrec import SASRec
+from seqrec.pipeline.serving.inference_process import InferenceProcess
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,6 +57,21 @@ def forwards(model: SASRec, items: torch.Tensor) -> dict[str, Forward]:
         compiled(items)  # compiles here, not inside a timing
     assert torch.allclose(traced(items), model.score_last(items), atol=1e-4)
     return {"eager": model.score_last, "compiled": compiled, "traced": traced}
+
+
+def recommend_calls(model: SASRec, items: torch.Tensor, workdir: str) -> tuple[dict[str, Forward], InferenceProcess]:
+    """The worker's per-batch call, in this process and in a child process, on one checkpoint."""
+    path = f"{workdir}/model.pt"
+    save_checkpoint(path, model, ItemMap(str(i) for i in range(1, model.config.n_items + 1)),
+                    data_fingerprint="gil_contention", metrics={})
+    local = Recommender.from_checkpoint(path, device="cpu")
+    child = InferenceProcess(path, device="cpu", torch_threads=1)
+    histories = [[str(i) for i in row] for row in items.tolist()]
+    assert local.recommend(histories) == child.recommend(histories)
+    return {
+        "recommend, thread": lambda _: local.recommend(histories),
+        "recommend, process": lambda _: child.recommend(histories),
+    }, child
 
 
 def busy_python(stop: threading.Event) -> None:
@@ -86,6 +108,9 @@ def main() -> None:
     model = SASRec(ModelConfig(n_items=args.n_items, max_len=args.max_len, attention=args.kind)).eval()
     items = torch.randint(1, args.n_items + 1, (args.batch, args.max_len))
     variants = forwards(model, items)
+    workdir = tempfile.TemporaryDirectory()
+    calls, child = recommend_calls(model, items, workdir.name)
+    variants.update(calls)
 
     print(f"{args.kind}, batch {args.batch}, max_len {args.max_len}, n_items {args.n_items}, 1 torch thread, "
           f"median of {args.rounds}; {machine()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -105,6 +130,8 @@ def main() -> None:
                 stop.set()
             print(f"| {interval * 1000:g} ms | {beside} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
     sys.setswitchinterval(default_interval)
+    child.close()
+    workdir.cleanup()
 
 
 if __name__ == "__main__":

@@ -225,6 +225,7 @@ def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace,
         "--history-len", str(args.history_len), "--standby-replicas", "0",
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
+        *(["--inference", args.inference] if code is None else []),  # a baseline runs its own default
     ], log_path=workdir / f"{name}.log", web_port=port,
         env={"PYTHONPATH": str(checkout_packages(code, workdir))} if code is not None else None).start()
 
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--inference", choices=["thread", "process"], default="thread",
+                   help="where this checkout's worker runs the model (serving.inference)")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from seqrec.model.checkpoint import LoadedCheckpoint, load_checkpoint
+from seqrec.model.config import ModelConfig
 from seqrec.model.data import ItemMap, pad_left
 from seqrec.model.sasrec import SASRec
 
@@ -87,6 +88,11 @@ class Recommender:
     def from_loaded(cls, ckpt: LoadedCheckpoint, device: str | torch.device | None = None) -> "Recommender":
         """A recommender on a checkpoint already in memory (its model moves to `device`)."""
         return cls(ckpt.model, ckpt.item_map, ckpt.item_popularity, version=ckpt.version, device=device)
+
+    @property
+    def config(self) -> ModelConfig:
+        """The architecture it serves (what a hot swap must keep)."""
+        return self.model.config
 
     @torch.inference_mode()
     def recommend_indices(

@@ -162,6 +162,9 @@ class ServingSettings(_Group):
     """torch device (default: cuda when available, else cpu)"""
     torch_threads: int | None = Field(None, ge=1)
     """torch intra-op threads of a worker (default: torch's)"""
+    inference: Literal["thread", "process"] = "thread"
+    """where the model runs: a thread of the worker, or a process of its own, whose forward never
+    waits for the event loop's GIL (costs a second interpreter with torch, ~1 ms per batch of IPC)"""
     top_k: int = Field(10, ge=1)
     """recommendations per answer"""
     exclude_seen: bool = True

@@ -22,14 +22,14 @@ from seqrec.model.errors import CheckpointError
 from seqrec.model.inference import Recommender
 from seqrec.pipeline.serving.telemetry import Metrics
 from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore, ModelStore, incompatibility
-from seqrec.pipeline.serving.runner import Runner
-from seqrec.pipeline.settings import Settings
+from seqrec.pipeline.serving.runner import RecommenderLike, Runner, load_recommender, retire
+from seqrec.pipeline.settings import ServingSettings, Settings
 
 log = logging.getLogger(__name__)
 
-def check_compatible(old: Recommender, new: Recommender) -> None:
+def check_compatible(old: RecommenderLike, new: RecommenderLike) -> None:
     """Raise CheckpointError when `new` cannot replace `old` in a running worker."""
-    reason = incompatibility(old.model.config.to_dict(), new.model.config.to_dict())
+    reason = incompatibility(old.config.to_dict(), new.config.to_dict())
     if reason is not None:
         raise CheckpointError(f"incompatible: {reason}")
 
@@ -52,27 +52,27 @@ class HotSwapper:
         runner: Runner,
         store: ModelStore,
         *,
-        device: str | None = None,
+        serving: ServingSettings = ServingSettings(),
         on_swap: Callable[[str], None] | None = None,
         on_refuse: Callable[[str, str], None] | None = None,
     ) -> None:
         self.runner = runner
         self.store = store
-        self.device = device
+        self.serving = serving
         self.on_swap = on_swap
         self.on_refuse = on_refuse
         self.refused: dict[str, str] = {}  # version -> reason
 
-    def load_and_validate(self, version: str) -> Recommender:
-        """Blocking: load, check against the serving model, smoke-test. Runs in a thread."""
-        new = Recommender.from_checkpoint(self.store.checkpoint_path(version), device=self.device)
+    def load_and_validate(self, version: str) -> RecommenderLike:
+        """Blocking: load, check against the serving model, smoke-test, then load it where it will
+        serve (`serving.inference`). Runs in a thread."""
+        path = self.store.checkpoint_path(version)
+        new = Recommender.from_checkpoint(path, device=self.serving.device)
         if new.version != version:
             raise CheckpointError(f"file of version {version} holds version {new.version}")
-        current = self.runner.model
-        if isinstance(current, Recommender):
-            check_compatible(current, new)
+        check_compatible(self.runner.model, new)
         smoke_test(new, self.runner.top_k)
-        return new
+        return new if self.serving.inference == "thread" else load_recommender(path, self.serving)
 
     async def check(self) -> str | None:
         """Swap to the store's serving version if it changed; returns the version swapped in."""
@@ -95,6 +95,7 @@ class HotSwapper:
         log.info("hot-swapped model %s -> %s", old.version, new.version)
         if self.on_swap:
             self.on_swap(new.version)
+        await retire(old)
         return new.version
 
 
@@ -105,7 +106,7 @@ def follow_model_store(app: Any, settings: Settings, runner: Runner, metrics: Me
         metrics.model_swaps.labels("swapped").inc()
         metrics.set_model_version(version)
 
-    swapper = HotSwapper(runner, DirectoryModelStore(settings.serving.model_store), device=settings.serving.device,
+    swapper = HotSwapper(runner, DirectoryModelStore(settings.serving.model_store), serving=settings.serving,
                          on_swap=swapped, on_refuse=lambda version, reason: metrics.model_swaps.labels("refused").inc())
 
     @app.timer(settings.serving.model_poll_s, name="follow_model_store")

@@ -13,22 +13,40 @@ import asyncio
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from seqrec.model.config import ModelConfig
+from seqrec.pipeline.settings import ServingSettings
+
 
 class RecommenderLike(Protocol):
-    """What the runner needs from `model.inference.Recommender`."""
+    """What the runner needs from `model.inference.Recommender` (or an `InferenceProcess`)."""
 
     version: str
+
+    @property
+    def config(self) -> ModelConfig: ...
 
     def recommend(
         self, histories: Sequence[Sequence[str]], k: int = 10, exclude_seen: bool = True
     ) -> list[list[tuple[str, float]]]: ...
 
 
-def load_recommender(path: Path | str, device: str | None = None) -> RecommenderLike:
-    """Load a checkpoint with the model package's batched inference API."""
+def load_recommender(path: Path | str, serving: ServingSettings) -> RecommenderLike:
+    """Load a checkpoint for serving, in this process or in one of its own (`serving.inference`)."""
+    if serving.inference == "process":
+        from seqrec.pipeline.serving.inference_process import InferenceProcess
+
+        return InferenceProcess(path, device=serving.device, torch_threads=serving.torch_threads)
     from seqrec.model.inference import Recommender
 
-    return Recommender.from_checkpoint(path, device=device)
+    return Recommender.from_checkpoint(path, device=serving.device)
+
+
+async def retire(model: RecommenderLike) -> None:
+    """Release a model that was swapped out, once its batch in flight is done."""
+    from seqrec.pipeline.serving.inference_process import InferenceProcess
+
+    if isinstance(model, InferenceProcess):
+        await asyncio.to_thread(model.close)
 
 
 class Runner:
@@ -57,4 +75,4 @@ class Runner:
         return model.version, results
 
 
-__all__ = ["RecommenderLike", "Runner", "load_recommender"]
+__all__ = ["RecommenderLike", "Runner", "load_recommender", "retire"]

@@ -97,7 +97,7 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
         torch.set_num_threads(torch_threads)
     health = Health()
     metrics = Metrics()
-    model = load_recommender(checkpoint, settings.serving.device)
+    model = load_recommender(checkpoint, settings.serving)
     health.model_loaded = True
     log.info("model loaded: version=%s checkpoint=%s", model.version, checkpoint)
     runner = Runner(model, top_k=settings.serving.top_k, exclude_seen=settings.serving.exclude_seen)

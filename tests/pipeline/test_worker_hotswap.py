@@ -49,11 +49,11 @@ def versions_of(d, prefix: str, n: int, timeout_s: float = 60) -> dict[str, str]
     return out
 
 
-def worker_following_store(d, tmp_path: Path):
+def worker_following_store(d, tmp_path: Path, *extra: str):
     """A store whose serving version is the deployment's checkpoint, and a ready worker on it."""
     store = DirectoryModelStore(tmp_path / "store")
     store.publish(d.checkpoint)
-    w = d.worker("--model-store", str(store.root), "--model-poll", "0.5")
+    w = d.worker("--model-store", str(store.root), "--model-poll", "0.5", *extra)
     w.wait_ready()
     return store, w
 
@@ -64,9 +64,11 @@ def publish_with_cli(store: DirectoryModelStore, checkpoint: Path) -> str:
     return result.stdout.strip()
 
 
-def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_models, tmp_path: Path) -> None:
+@pytest.mark.parametrize("inference", ["thread", "process"])
+def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_models, tmp_path: Path,
+                                                              inference: str) -> None:
     d = deployment
-    store, w = worker_following_store(d, tmp_path)
+    store, w = worker_following_store(d, tmp_path, "--inference", inference)
     v1 = store.latest()
 
     stream = clicks_for("s", 1500)
@@ -92,6 +94,10 @@ def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_
     assert v1 not in order[switch + 200:], "the old model still answered long after the swap"
     assert w.metric("seqrec_model_swaps_total") == 1
     assert w.proc is not None and w.proc.poll() is None
+    if inference == "process":  # the swapped-out model's process is gone, the new one serves
+        tasks = Path(f"/proc/{w.proc.pid}/task").glob("*/children")  # a thread's children are listed under it
+        children = [pid for task in tasks for pid in task.read_text().split()]
+        assert len(children) == 1, f"inference processes of the worker: {children}"
 
 
 def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: Path) -> None:
