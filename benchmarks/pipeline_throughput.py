@@ -209,6 +209,12 @@ def checkout_packages(code: Path, workdir: Path) -> Path:
     return root
 
 
+def add_inference_argument(parser: argparse.ArgumentParser) -> None:
+    """--inference, which `start_worker` passes on to this checkout's workers."""
+    parser.add_argument("--inference", choices=["thread", "process"], default="thread",
+                        help="where this checkout's worker runs the model (serving.inference)")
+
+
 def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,
                  code: Path | None = None, name: str | None = None) -> WorkerProcess:
     """`seqrec worker` for app id `app`, reading `<app>-clicks`, answering to `<app>-recs`; with
@@ -385,8 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
-    p.add_argument("--inference", choices=["thread", "process"], default="thread",
-                   help="where this checkout's worker runs the model (serving.inference)")
+    add_inference_argument(p)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
