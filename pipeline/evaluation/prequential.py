@@ -86,6 +86,9 @@ class PrequentialReport:
     scored: int  # clicks that had a list to score against
     first_clicks: int  # a user's first click: no list was shown before it
     unanswered: int  # clicks whose previous click got no list (lost or not yet produced)
+    # user id -> that user's mean NDCG@max(ks) over their scored clicks: what a paired per-user
+    # test between two runs on the same log needs (not in to_dict: one value per user)
+    user_ndcg: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall, "windows": self.windows, "scored": self.scored,
@@ -123,6 +126,7 @@ def score_shown_lists(
     total, per_window = _Totals(), {}
     first = unanswered = 0
     recommended: set[str] = set()
+    user_ranks: dict[str, list[int]] = {}
     category_cover = _CategoryCover(categories, top) if categories else None
     for index, click in enumerate(clicks):
         prev = previous.get(click.user_id)
@@ -140,6 +144,7 @@ def score_shown_lists(
         # 0-based; a click not in the list gets rank `top`, a miss at every cut-off.
         rank = listed.index(click.item_id) if click.item_id in listed else top
         total.add(rank)
+        user_ranks.setdefault(click.user_id, []).append(rank)
         if window_ms:
             start = click.timestamp - click.timestamp % window_ms
             per_window.setdefault(start, _Totals()).add(rank)
@@ -152,7 +157,10 @@ def score_shown_lists(
     if category_cover is not None:
         overall[f"CC@{top}"] = category_cover.mean(total.n)
     windows = [{"start_ms": start, **t.metrics(ks)} for start, t in sorted(per_window.items())]
-    return PrequentialReport(overall, windows, total.n, first, unanswered)
+    ndcg = f"NDCG@{top}"
+    user_ndcg = {user: float(user_ranking_metrics(torch.tensor(ranks), top)[ndcg].mean())
+                 for user, ranks in user_ranks.items()}
+    return PrequentialReport(overall, windows, total.n, first, unanswered, user_ndcg)
 
 
 def simulate_serving(

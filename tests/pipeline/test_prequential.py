@@ -32,6 +32,8 @@ def test_each_click_is_scored_against_the_list_after_the_previous_click() -> Non
     assert report.overall["MRR@3"] == pytest.approx((1 + 1 / 3) / 3)
     # Items y, m, n, q, o were shown out of a catalogue of 10.
     assert report.overall["coverage@3"] == pytest.approx(5 / 10)
+    # a: a hit at rank 1 and a miss; b: a hit at rank 3 (b-2 had no list to score).
+    assert report.user_ndcg == pytest.approx({"a": 1 / 2, "b": 1 / math.log2(4)})
 
 
 def test_windows_split_by_log_time() -> None:
