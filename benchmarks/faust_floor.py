@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark module
 
-from pipeline_throughput import broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
+from pipeline_throughput import add_inference_argument, broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
 
 from seqrec.pipeline.devtools.harness import WorkerProcess, produce_clicks  # noqa: E402
 from seqrec.pipeline.kafka_security import open_client  # noqa: E402
@@ -86,9 +86,16 @@ def serve(variant: str, bootstrap: str, app_id: str, partitions: int, datadir: P
 # ---- the driver ------------------------------------------------------------------------------
 
 def process_cpu_s(pid: int) -> float:
-    """user + system CPU seconds of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU seconds of a process, all its threads, plus those of its live children
+    (a worker with `--inference process` scores in one)."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for task in proc.glob("task/*/children") for c in task.read_text().split()]
+    except FileNotFoundError:  # it ended between two reads
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu_s(child) for child in children)
 
 
 def committed_count(admin: Any, group: str, topic: str) -> int:
@@ -177,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
+    add_inference_argument(p)
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
                    help="default: all, baseline only with --baseline")
     p.add_argument("--baseline", type=Path, default=None, help="checkout to run the baseline worker from")
