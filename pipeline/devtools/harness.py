@@ -124,6 +124,13 @@ def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> di
 _ENTRY = "import sys; from seqrec.pipeline.cli import main; sys.exit(main())"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 class WorkerProcess:
     """`seqrec worker ...` in a subprocess with its own datadir and web port; log to a file."""
 
@@ -197,6 +204,15 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         return self.proc.wait(30)
+
+    def model_processes(self) -> list[int]:
+        """Pids of the worker's model processes (`--inference process`; Linux /proc), leaving
+        out multiprocessing's resource tracker, its other child."""
+        if self.proc is None:
+            return []
+        tasks = Path(f"/proc/{self.proc.pid}/task").glob("*/children")  # a thread's children are under it
+        pids = [int(pid) for task in tasks for pid in task.read_text().split()]
+        return [pid for pid in pids if "spawn_main" in _cmdline(pid)]
 
     def dump_state(self) -> dict[str, UserHistory]:
         """The table in this (stopped) worker's datadir, through `seqrec worker --dump-state`."""

@@ -8,16 +8,21 @@ GIL released; the child, a plain `Recommender` with an interpreter of its own, s
 batch at a time, in order (a lock), as the runner asks for them.
 
 The child ignores SIGINT and SIGTERM (the worker's graceful shutdown needs it until the last
-batch) and exits when its pipe closes, which also happens when the worker is killed. If the
-child dies, the next call starts a new one on the same checkpoint and retries once.
+batch) and exits when its pipe closes, which also happens when the worker is killed; at the
+worker's normal exit, an atexit hook closes every child still open (multiprocessing's own hook
+would otherwise wait for ever on a daemon that ignores its SIGTERM). If the child dies, the next
+call starts a new one on the same checkpoint and retries once.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
+import multiprocessing.util  # registers multiprocessing's exit hook before ours (below)
 import signal
 import threading
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,6 +33,15 @@ from seqrec.model.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0  # importing torch and loading a checkpoint, on a loaded machine
+
+
+_open: weakref.WeakSet[InferenceProcess] = weakref.WeakSet()
+
+
+@atexit.register  # registered after multiprocessing's hook, so it runs first
+def _close_all() -> None:
+    for process in list(_open):
+        process.close()
 
 
 def _serve(conn: Connection, path: str, device: str | None, torch_threads: int | None) -> None:
@@ -70,6 +84,7 @@ class InferenceProcess:
         self._lock = threading.Lock()
         self._closed = False
         self._start()
+        _open.add(self)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads and torch

@@ -114,6 +114,17 @@ def test_the_child_outlives_neither_sigterm_of_the_group_nor_a_killed_worker(tin
         worker.kill()
 
 
+def test_a_worker_that_exits_normally_stops_its_child_and_does_not_hang(tiny_checkpoint: Path) -> None:
+    script = (
+        "from seqrec.pipeline.serving.inference_process import InferenceProcess\n"
+        f"p = InferenceProcess({str(tiny_checkpoint)!r}, device='cpu', torch_threads=1)\n"
+        "print(p.pid, flush=True)\n"
+    )
+    worker = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 0, worker.stderr
+    assert wait_gone(int(worker.stdout))
+
+
 def retrained(checkpoint: Path, out: Path) -> Path:
     """The same architecture and catalogue with other weights: a new version."""
     loaded = load_checkpoint(checkpoint)

@@ -9,6 +9,9 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from seqrec.pipeline.devtools.harness import WorkerProcess, consume_until, produce_clicks, produce_raw, read_changelog
 from seqrec.pipeline.serving.source import ClickEvent, encode_click
@@ -197,17 +200,22 @@ def changelog_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def test_restart_on_its_own_data_directory_continues_every_history(deployment):
+@pytest.mark.parametrize("inference", ["thread", "process"])
+def test_restart_on_its_own_data_directory_continues_every_history(deployment, inference: str):
     """The worker sends the table's changelog itself and records in RocksDB which changelog
     offset each partition's file holds, as Faust does for its own sends; a restart on the same
-    files must resume from there with no click lost or applied twice."""
+    files must resume from there with no click lost or applied twice. With the model in a
+    process of its own, a graceful stop also stops that process."""
     d = deployment
-    w = d.worker()
+    w = d.worker("--inference", inference)
     w.wait_ready()
     first = make_clicks(300, 20)
     produce_clicks(d.bootstrap, d.clicks, first)
     consume_until(d.bootstrap, d.recommendations, answered({c.event_id for c in first}), timeout_s=90)
+    children = w.model_processes()
+    assert len(children) == (1 if inference == "process" else 0), children
     assert w.stop() == 0, w.log_tail()
+    assert not any(Path(f"/proc/{child}").exists() for child in children), "the model's process outlived the worker"
 
     persisted = persisted_changelog_offsets(w.datadir, "user-history")
     ends = changelog_end_offsets(d.bootstrap, d.changelog)
