@@ -1,9 +1,11 @@
-"""docs/genatt.md's results table, made from the per-run JSON files that `genatt_paired.py --results`
-writes (docs/results/genatt/): one row per (set, loss, variant, training settings), mean ± std over
-seeds, and each seed's paired test against softmax of the same set, loss and seed.
+"""docs/genatt.md's results tables, made from the per-run JSON files: `genatt_paired.py --results`
+writes docs/results/genatt/ (one row per set, loss, variant and training settings: mean ± std over
+seeds, and each seed's paired test against softmax of the same set, loss and seed), and
+`replay_ml100k.py --results` writes docs/results/prequential/ (one row per kind and retraining
+cadence, the same columns for the prequential replay).
 
-    python benchmarks/genatt_table.py                       # print the table
-    python benchmarks/genatt_table.py --write docs/genatt.md  # replace the table between its markers
+    python benchmarks/genatt_table.py                       # print the tables
+    python benchmarks/genatt_table.py --write docs/genatt.md  # replace each table between its markers
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-BEGIN, END = "<!-- genatt-results:begin -->", "<!-- genatt-results:end -->"
+MARKERS = {"genatt": ("<!-- genatt-results:begin -->", "<!-- genatt-results:end -->"),
+           "prequential": ("<!-- prequential-results:begin -->", "<!-- prequential-results:end -->")}
 HEADER = ("| set | loss | variant | settings | seeds | valid NDCG@10 | test NDCG@10 | test CC@10 | "
           "Δ NDCG@10 vs softmax per seed (p) | Δ CC@10 per seed | epochs |")
 
@@ -36,6 +39,32 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def per_seed(group: list[dict]) -> tuple[str, str]:
+    """Each seed's paired Δ NDCG@10 (p) and Δ CC@10 against the baseline, or 'baseline'."""
+    paired = [r["paired"] for r in group if "paired" in r]
+    deltas = ", ".join(f"{p['delta_ndcg10']:+.4f} ({p['p']:.3f})" for p in paired) or "baseline"
+    cc = ", ".join(f"{p['delta_cc10']:+.5f}" for p in paired if p.get("delta_cc10") is not None) or "—"
+    return deltas, cc
+
+
+def prequential_table(runs: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["set"], run["kind"], run["cadence"])].append(run)
+    lines = ["| set | kind | retraining | seeds | NDCG@10 | HR@10 | coverage@10 | Δ NDCG@10 vs softmax per seed (p) | "
+             "users better / worse (mean) |", "|---|---|---|---:|---:|---:|---:|---|---|"]
+    for (set_name, kind, cadence), group in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1] != "softmax", g[0])):
+        group.sort(key=lambda r: r["seed"])
+        paired = [r["paired"] for r in group if "paired" in r]
+        better = (f"{statistics.mean(p['better'] for p in paired):.0f} / {statistics.mean(p['worse'] for p in paired):.0f}"
+                  if paired else "—")
+        lines.append(
+            f"| {set_name} | {kind} | {cadence} | {','.join(str(r['seed']) for r in group)} | "
+            f"{mean_std([r['overall']['NDCG@10'] for r in group])} | {mean_std([r['overall']['HR@10'] for r in group])} | "
+            f"{mean_std([r['overall']['coverage@10'] for r in group])} | {per_seed(group)[0]} | {better} |")
+    return "\n".join(lines)
+
+
 def table(runs: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
@@ -43,9 +72,7 @@ def table(runs: list[dict]) -> str:
     lines = [HEADER, "|---|---|---|---|---:|---:|---:|---:|---|---|---|"]
     for (set_name, loss, variant, setting), group in sorted(groups.items()):
         group.sort(key=lambda r: r["seed"])
-        paired = [r["paired"] for r in group if "paired" in r]
-        deltas = ", ".join(f"{p['delta_ndcg10']:+.4f} ({p['p']:.3f})" for p in paired) or "baseline"
-        cc = ", ".join(f"{p['delta_cc10']:+.5f}" for p in paired if p.get("delta_cc10") is not None) or "—"
+        deltas, cc = per_seed(group)
         lines.append(
             f"| {set_name} | {loss} | {variant} | {setting} | {','.join(str(r['seed']) for r in group)} | "
             f"{mean_std([r['valid']['NDCG@10'] for r in group])} | {mean_std([r['test']['NDCG@10'] for r in group])} | "
@@ -54,24 +81,32 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def read_runs(folder: Path) -> list[dict]:
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        sys.exit(f"genatt_table: no result files in {folder}")
+    return [json.loads(f.read_text()) for f in files]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("docs/results/genatt"))
-    ap.add_argument("--write", type=Path, help=f"a markdown file whose text between {BEGIN} and {END} is replaced")
+    ap.add_argument("--prequential", type=Path, default=Path("docs/results/prequential"))
+    ap.add_argument("--write", type=Path, help="a markdown file whose text between each table's markers is replaced")
     args = ap.parse_args()
-    files = sorted(args.results.glob("*.json"))
-    if not files:
-        sys.exit(f"genatt_table: no result files in {args.results}")
-    text = table([json.loads(f.read_text()) for f in files])
+    tables = {"genatt": table(read_runs(args.results)), "prequential": prequential_table(read_runs(args.prequential))}
     if not args.write:
-        print(text)
+        print("\n\n".join(tables.values()))
         return
     doc = args.write.read_text()
-    if BEGIN not in doc or END not in doc:
-        sys.exit(f"genatt_table: {args.write} has no {BEGIN} ... {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    args.write.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
-    print(f"wrote the table of {len(files)} runs into {args.write}")
+    for name, text in tables.items():
+        begin, end = MARKERS[name]
+        if begin not in doc or end not in doc:
+            sys.exit(f"genatt_table: {args.write} has no {begin} ... {end} markers")
+        head, rest = doc.split(begin, 1)
+        doc = f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}"
+    args.write.write_text(doc)
+    print(f"wrote {len(tables)} tables into {args.write}")
 
 
 if __name__ == "__main__":
