@@ -15,6 +15,7 @@ resumed, and `--table-only` prints the table from what is there.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -107,10 +108,16 @@ def main() -> None:
             if not (out / "summary.json").exists() and not args.table_only:
                 cmd = [sys.executable, str(COMPARE), "--data", args.data, *variant_args(variant), "--seed", str(seed),
                        "--out", str(out), *passthrough]
-                print("+", " ".join(cmd), flush=True)
                 out.mkdir(parents=True, exist_ok=True)
-                with open(out / "log.txt", "w", encoding="utf-8") as log:
-                    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+                with open(out / ".lock", "w") as lock:
+                    try:  # two runs writing one folder each overwrite the other's best.pt and history
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        print(f"skipped {out}: another process is training it", flush=True)
+                        continue
+                    print("+", " ".join(cmd), flush=True)
+                    with open(out / "log.txt", "w", encoding="utf-8") as log:
+                        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
             if (out / "summary.json").exists():
                 rows[variant][seed] = row_of(json.loads((out / "summary.json").read_text(encoding="utf-8")))
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
