@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--metric", default="NDCG@10", show_default=True, help="Gate metric on the holdout.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Publish when new >= serving - tolerance.")
+              help="Publish when new >= serving - tolerance (a first model: >= the most popular items' score - tolerance).")
 @click.option("--holdout", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True,
               help="Most recent share of clicks held out for the gate.")
 @click.option("--dry-run", is_flag=True, help="Train and score, but publish nothing.")

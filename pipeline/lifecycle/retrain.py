@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class GatePolicy:
     metric: str = "NDCG@10"  # prequential metric on the holdout
-    tolerance: float = 0.0  # publish when new >= serving - tolerance
+    tolerance: float = 0.0  # publish when new >= serving - tolerance (a first model: >= popularity - tolerance)
     holdout_fraction: float = 0.1  # the most recent share of clicks, never trained on before the gate
     refit_epochs: int = 2  # epochs on all clicks after the gate passes (0: publish the gated model)
     history_len: int = DEFAULT_HISTORY_LEN  # as the workers keep it
@@ -51,6 +53,11 @@ class GatePolicy:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if "@" not in self.metric:
             raise ValueError(f"metric must look like NDCG@10, got {self.metric!r}")
+
+    @property
+    def k(self) -> int:
+        """The list length the metric reads (10 for NDCG@10)."""
+        return int(self.metric.split("@")[1])
 
 
 @dataclass
@@ -65,9 +72,12 @@ class RetrainOutcome:
     n_holdout: int
     seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    popularity_score: float | None = None  # the floor a first model must reach (no serving model)
 
     def line(self) -> str:
         serving = f"{self.serving_score:.4f} ({self.serving_version})" if self.serving_score is not None else "none"
+        if self.popularity_score is not None:
+            serving += f", popularity {self.popularity_score:.4f}"
         verdict = f"published {self.version}" if self.published else "kept the serving model"
         return (f"retrain: {self.n_train:,} clicks trained, {self.n_holdout:,} held out; new {self.new_score:.4f} "
                 f"vs serving {serving}: {verdict} ({self.reason}) in {self.seconds:.0f} s")
@@ -78,10 +88,27 @@ def clicks_to_dataset(clicks: Sequence[ClickEvent]) -> SequenceDataset:
 
 
 def holdout_score(recommender: Recommender, clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy) -> float:
-    k = int(policy.metric.split("@")[1])
-    recommend = functools.partial(recommender.recommend_ids, k=k, exclude_seen=policy.exclude_seen)
+    recommend = functools.partial(recommender.recommend_ids, k=policy.k, exclude_seen=policy.exclude_seen)
+    return _score(recommend, clicks, cut, policy)
+
+
+def popularity_score(clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy) -> float:
+    """The holdout score of the training part's most clicked items (the user's own left out as the
+    model's are): what any model that learnt something beats."""
+    ranked = [item for item, _ in Counter(c.item_id for c in clicks[:cut]).most_common()]
+
+    def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
+        unseen = ((item for item in ranked if item not in set(h)) if policy.exclude_seen else iter(ranked)
+                  for h in histories)
+        return [list(itertools.islice(items, policy.k)) for items in unseen]
+
+    return _score(recommend, clicks, cut, policy)
+
+
+def _score(recommend: Callable[[Sequence[Sequence[str]]], list[list[str]]], clicks: Sequence[ClickEvent],
+           cut: int, policy: GatePolicy) -> float:
     shown = simulate_serving(clicks, recommend, answer_from=cut, history_len=policy.history_len)
-    report = score_shown_lists(clicks, shown, ks=(k,), score_from=cut)
+    report = score_shown_lists(clicks, shown, ks=(policy.k,), score_from=cut)
     return report.overall[policy.metric]
 
 
@@ -122,8 +149,13 @@ def retrain_once(
             serving_score = holdout_score(Recommender.from_loaded(serving, device="cpu"), clicks, cut, policy)
         n_holdout = len(clicks) - cut
         outcome = RetrainOutcome(False, None, new_score, serving_score, serving_version, "", cut, n_holdout, 0.0)
+        if serving is None:  # nothing to compare with: a failed training must still not serve
+            outcome.popularity_score = popularity_score(clicks, cut, policy)
         if serving_score is not None and new_score < serving_score - policy.tolerance:
             outcome.reason = f"{policy.metric} below serving - {policy.tolerance}"
+        elif outcome.popularity_score is not None and new_score < outcome.popularity_score - policy.tolerance:
+            outcome.reason = (f"{policy.metric} below the most popular items' - {policy.tolerance}: "
+                              "a first model must beat them")
         elif not publish:
             outcome.reason = "dry run"
         else:

@@ -29,7 +29,7 @@ def test_first_run_publishes_and_a_worse_model_is_refused(clicks, tmp_path: Path
     store = DirectoryModelStore(tmp_path / "store")
     first = retrain_once(clicks, store, train_config=FAST, model_config=SMALL, work_dir=tmp_path / "w1")
     assert first.published and store.latest() == first.version
-    assert first.new_score > 0
+    assert first.new_score > first.popularity_score > 0
 
     # Shuffle which item each training click names: the sequences carry no signal any more,
     # while the holdout (the most recent 10%) keeps the real behaviour.
@@ -42,6 +42,17 @@ def test_first_run_publishes_and_a_worse_model_is_refused(clicks, tmp_path: Path
     assert not second.published, second.line()
     assert second.new_score < second.serving_score
     assert store.latest() == first.version, "a refused model must leave the serving one in place"
+
+
+def test_a_first_model_that_learnt_nothing_is_refused_against_popularity(clicks, tmp_path: Path) -> None:
+    """A first model has no serving model to beat; a failed training (one D-GenAtt seed in ten on
+    ml-100k stopped at a third of softmax's score) must still not serve. lr = 0 keeps it untrained."""
+    store = DirectoryModelStore(tmp_path / "store")
+    untrained = retrain_once(clicks, store, train_config=replace(FAST, lr=0.0, epochs=1), model_config=SMALL,
+                             work_dir=tmp_path / "w")
+    assert not untrained.published, untrained.line()
+    assert untrained.new_score < untrained.popularity_score
+    assert "popular" in untrained.reason and store.latest() is None
 
 
 def test_new_items_are_recommended_after_the_next_retrain(clicks, tmp_path: Path) -> None:
