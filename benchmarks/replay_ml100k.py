@@ -93,6 +93,9 @@ def main() -> None:
                                      model_config=ModelConfig(n_items=1, max_len=50, attention=kind),
                                      work_dir=Path(tmp) / f"{kind}-{seed}-train")
                 print(f"seed {seed}, {kind}: {first.line()}", flush=True)
+                if not first.published:  # a failed training: the gate keeps it from serving, so no replay
+                    table.append(f"| {seed} | {kind} | – | first model refused: {first.reason} | – | – | – |")
+                    continue
                 checkpoint = store.checkpoint_path(store.latest())
                 for text in args.cadences:
                     cadence = Cadence.parse(text)
