@@ -102,8 +102,10 @@ def main() -> None:
                     run = evaluate_in_process(clicks, checkpoint, cadence, options,
                                               f"{kind}, retrain {cadence.label}, seed {seed}", progress=False)
                     runs.append(run)
-                    base = baselines.setdefault(cadence.label, run)
-                    versus = paired(run, base) if run is not base else None
+                    if kind == args.kinds[0]:
+                        baselines[cadence.label] = run
+                    base = baselines.get(cadence.label)  # none when the baseline's first model was refused
+                    versus = paired(run, base) if base is not None and run is not base else None
                     if args.results:
                         write_result(args.results, kind, cadence, seed, run, args.epochs, versus)
                     ndcg = run.report.overall["NDCG@10"]

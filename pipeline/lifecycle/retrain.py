@@ -97,10 +97,12 @@ def popularity_score(clicks: Sequence[ClickEvent], cut: int, policy: GatePolicy)
     model's are): what any model that learnt something beats."""
     ranked = [item for item, _ in Counter(c.item_id for c in clicks[:cut]).most_common()]
 
+    def top(history: Sequence[str]) -> list[str]:
+        seen = set(history) if policy.exclude_seen else set()
+        return list(itertools.islice((item for item in ranked if item not in seen), policy.k))
+
     def recommend(histories: Sequence[Sequence[str]]) -> list[list[str]]:
-        unseen = ((item for item in ranked if item not in set(h)) if policy.exclude_seen else iter(ranked)
-                  for h in histories)
-        return [list(itertools.islice(items, policy.k)) for items in unseen]
+        return [top(h) for h in histories]
 
     return _score(recommend, clicks, cut, policy)
 

@@ -99,7 +99,8 @@ class InferenceProcess:
         try:
             reply = ours.recv()
         except EOFError:
-            reply = ("error", f"the inference process exited with code {process.join(5) or process.exitcode}")
+            process.join(5)
+            reply = ("error", f"the inference process exited with code {process.exitcode}")
         if reply[0] != "ready":
             process.join(5)
             raise CheckpointError(reply[1])
