@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its last.pt (e.g. with more --epochs or a longer --patience)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -73,7 +75,7 @@ def main() -> None:
                       eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device="cpu",
                       progress=False)
     started = time.monotonic()
-    result = train(dataset, config, cfg, args.out)
+    result = train(dataset, config, cfg, args.out, resume=Path(args.out) / "last.pt" if args.resume else None)
     summary = {
         "attention": args.attention, "options": dict(args.option), "args": vars(args) | {"option": dict(args.option)},
         "loss": cfg.loss_label, "seed": args.seed,
