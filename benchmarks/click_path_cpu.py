@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from rocksdict import Rdict
@@ -53,7 +54,8 @@ class NoModel:
     version = "none"
     TOP = [(f"i{j}", float(10 - j)) for j in range(10)]
 
-    def recommend(self, histories, k=10, exclude_seen=True):  # noqa: ANN001, ANN201 (RecommenderLike)
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10,
+                  exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
         return [self.TOP[:k] for _ in histories]
 
 
@@ -66,7 +68,7 @@ async def drive(pipe: ClickPipeline, messages: list[tuple[bytes, bytes]], timest
     batcher.cancel()
 
 
-def run(model, messages: list[tuple[bytes, bytes]], datadir: Path, profile: int) -> dict[str, float]:
+def run(model: Recommender | NoModel, messages: list[tuple[bytes, bytes]], datadir: Path, profile: int) -> dict[str, float]:
     """CPU and wall seconds per click of the whole stream through one fresh pipeline."""
     settings = Settings()
     table = Rdict(str(datadir))

@@ -61,8 +61,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     ap.add_argument("--resume", action="store_true",
-                    help="continue the run in --out from its last.pt (e.g. with more --epochs or a longer --patience)")
+                    help="continue the run in --out from its last.pt (e.g. with more --epochs or a longer --patience); "
+                         "the model's settings come from that file")
     args = ap.parse_args()
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        ap.error(f"--resume: no {Path(args.out) / 'last.pt'} to continue from")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
 
