@@ -46,8 +46,14 @@ def paired_summary(paired: dict[str, dict], k: int) -> dict[str, object]:
             f"delta_cc{k}": cc["mean"] if cc else None}
 
 
-def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict | None) -> Path:
-    """One run -> `<folder>/<set>_<loss>_<variant>_seed<seed>.json`, from the run's metrics.json and
+def training_settings(run: Path) -> dict[str, object]:
+    """The settings a tuning grid varies, and the sequence length, of one run (from its summary.json)."""
+    args = json.loads((run / "summary.json").read_text())["args"]
+    return {key: args[key] for key in ("dropout", "lr", "max_len")}
+
+
+def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict | None, tag: str = "") -> Path:
+    """One run -> `<folder>/<set>_<loss>_<variant>[_<tag>]_seed<seed>.json`, from the run's metrics.json and
     summary.json (genatt_compare.py writes both)."""
     metrics = json.loads((run / "metrics.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
@@ -62,7 +68,8 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
     if paired is not None:
         result["paired"] = paired
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{set_name}_{result['loss'].replace(':', '')}_{run.parent.name.replace('=', '-')}_seed{seed}.json"
+    name = "_".join(filter(None, (set_name, result["loss"].replace(":", ""), run.parent.name.replace("=", "-"), tag)))
+    path = folder / f"{name}_seed{seed}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
 
@@ -70,7 +77,8 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
-    ap.add_argument("--runs", required=True, type=Path, help="the --out folder of genatt_seeds.py")
+    ap.add_argument("--runs", required=True, type=Path, nargs="+",
+                    help="the --out folder of genatt_seeds.py, or one per --variant (each kind at its own tuned settings)")
     ap.add_argument("--variant", action="append", required=True, help="as given to genatt_seeds.py; the first is the baseline")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--split", choices=("valid", "test"), default="test")
@@ -78,33 +86,40 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--results", type=Path, help="write one JSON summary per run into this folder (test split only)")
     ap.add_argument("--set", help="the data set's name in those summaries (beauty, toys, ml-1m, ml-100k)")
+    ap.add_argument("--tag", default="", help="added to those summaries' file names, to keep runs at other settings apart")
     args = ap.parse_args()
     if args.results and (args.split != "test" or not args.set):
         ap.error("--results needs --set and the test split")
     if len(args.variant) < 2:
         ap.error("give the baseline and at least one other --variant")
-    if not args.runs.is_dir():
-        ap.error(f"--runs {args.runs}: no such folder (the --out of genatt_seeds.py)")
+    if len(args.runs) not in (1, len(args.variant)):
+        ap.error(f"give one --runs folder, or one per --variant ({len(args.variant)}), not {len(args.runs)}")
+    for folder in args.runs:
+        if not folder.is_dir():
+            ap.error(f"--runs {folder}: no such folder (the --out of genatt_seeds.py)")
+    runs_of = dict(zip(args.variant, args.runs * len(args.variant) if len(args.runs) == 1 else args.runs))
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.data)
 
     lines = ["| variant | seed | metric | Δ mean | 95 % CI | p | users better / worse |", "|---|---:|---|---:|---|---:|---|"]
     for seed in args.seeds:
-        best = {v: args.runs / variant_dir(v) / f"seed{seed}" / "best.pt" for v in args.variant}
+        best = {v: runs_of[v] / variant_dir(v) / f"seed{seed}" / "best.pt" for v in args.variant}
         missing = [str(p) for p in best.values() if not p.exists()]
         if missing:
             print(f"seed {seed}: skipped, no checkpoint at {', '.join(missing)}")
             continue
         base_targets, base = per_user(best[args.variant[0]], dataset, args.split, args.k)
         if args.results:
-            write_result(args.results, args.set, best[args.variant[0]].parent, seed, None)
+            write_result(args.results, args.set, best[args.variant[0]].parent, seed, None, args.tag)
         for variant in args.variant[1:]:
             targets, cand = per_user(best[variant], dataset, args.split, args.k)
             if targets != base_targets:
                 raise SystemExit(f"{best[variant]} was evaluated on other users than the baseline (other data?)")
             paired = {metric: paired_difference(cand[metric], base[metric]) for metric in cand}
             if args.results:
-                write_result(args.results, args.set, best[variant].parent, seed, paired_summary(paired, args.k))
+                baseline = {"baseline_args": training_settings(best[args.variant[0]].parent)}
+                write_result(args.results, args.set, best[variant].parent, seed,
+                             paired_summary(paired, args.k) | baseline, args.tag)
             for metric in cand:
                 if metric.startswith("MRR"):
                     continue
@@ -113,7 +128,7 @@ def main() -> None:
                              f"[{d['ci_low']:+.5f}, {d['ci_high']:+.5f}] | {d['p_value']:.3f} | "
                              f"{d['better']} / {d['worse']} of {d['users']} |")
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
-    print(f"data {args.data}, runs {args.runs}, baseline {args.variant[0]}\n")
+    print(f"data {args.data}, runs {' '.join(map(str, args.runs))}, baseline {args.variant[0]}\n")
     print("\n".join(lines))
 
 
