@@ -2,7 +2,9 @@
 writes docs/results/genatt/ (one row per set, loss, variant and training settings: mean ± std over
 seeds, and each seed's paired test against softmax of the same set, loss and seed), and
 `replay_ml100k.py --results` writes docs/results/prequential/ (one row per kind and retraining
-cadence, the same columns for the prequential replay).
+cadence, the same columns for the prequential replay), and `genatt_tune.py --results` writes
+docs/results/genatt/tuning/ (one row per set, loss and variant: validation NDCG@10 of each setting of
+the grid, the selected one in bold).
 
     python benchmarks/genatt_table.py                       # print the tables
     python benchmarks/genatt_table.py --write docs/genatt.md  # replace each table between its markers
@@ -18,7 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 MARKERS = {"genatt": ("<!-- genatt-results:begin -->", "<!-- genatt-results:end -->"),
-           "prequential": ("<!-- prequential-results:begin -->", "<!-- prequential-results:end -->")}
+           "prequential": ("<!-- prequential-results:begin -->", "<!-- prequential-results:end -->"),
+           "tuning": ("<!-- genatt-tuning:begin -->", "<!-- genatt-tuning:end -->")}
 HEADER = ("| set | loss | variant | settings | seeds | valid NDCG@10 | test NDCG@10 | test CC@10 | "
           "Δ NDCG@10 vs softmax per seed (p) | Δ CC@10 per seed | epochs |")
 
@@ -40,9 +43,13 @@ def mean_std(values: list[float]) -> str:
 
 
 def per_seed(group: list[dict]) -> tuple[str, str]:
-    """Each seed's paired Δ NDCG@10 (p) and Δ CC@10 against the baseline, or 'baseline'."""
+    """Each seed's paired Δ NDCG@10 (p) and Δ CC@10 against the baseline, or 'baseline'; the baseline's
+    settings are named where they are not the row's own (each kind at its own tuned settings)."""
     paired = [r["paired"] for r in group if "paired" in r]
     deltas = ", ".join(f"{p['delta_ndcg10']:+.4f} ({p['p']:.3f})" for p in paired) or "baseline"
+    baselines = {settings({"train_args": p["baseline_args"]}) for p in paired if "baseline_args" in p}
+    if baselines - {settings(group[0])}:
+        deltas += f" vs softmax at {'; '.join(sorted(baselines))}"
     cc = ", ".join(f"{p['delta_cc10']:+.5f}" for p in paired if p.get("delta_cc10") is not None) or "—"
     return deltas, cc
 
@@ -62,6 +69,23 @@ def prequential_table(runs: list[dict]) -> str:
             f"| {set_name} | {kind} | {cadence} | {','.join(str(r['seed']) for r in group)} | "
             f"{mean_std([r['overall']['NDCG@10'] for r in group])} | {mean_std([r['overall']['HR@10'] for r in group])} | "
             f"{mean_std([r['overall']['coverage@10'] for r in group])} | {per_seed(group)[0]} | {better} |")
+    return "\n".join(lines)
+
+
+def tuning_table(runs: list[dict]) -> str:
+    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        groups[(run["set"], run["loss"], run["variant"])][run["setting"]].append(run)
+    columns = sorted({run["setting"] for run in runs})
+    lines = ["| set | loss | variant | seeds | " + " | ".join(columns) + " |", "|---|---|---|---:|" + "---:|" * len(columns)]
+    for (set_name, loss, variant), by_setting in sorted(groups.items()):
+        cells = []
+        for setting in columns:
+            group = by_setting.get(setting, [])
+            cell = mean_std([r["valid"]["NDCG@10"] for r in group]) if group else "not run"
+            cells.append(f"**{cell}**" if group and group[0]["selected"] else cell)
+        seeds = sorted({r["seed"] for group in by_setting.values() for r in group})
+        lines.append(f"| {set_name} | {loss} | {variant} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -92,9 +116,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("docs/results/genatt"))
     ap.add_argument("--prequential", type=Path, default=Path("docs/results/prequential"))
+    ap.add_argument("--tuning", type=Path, default=Path("docs/results/genatt/tuning"))
     ap.add_argument("--write", type=Path, help="a markdown file whose text between each table's markers is replaced")
     args = ap.parse_args()
-    tables = {"genatt": table(read_runs(args.results)), "prequential": prequential_table(read_runs(args.prequential))}
+    tables = {"genatt": table(read_runs(args.results)), "prequential": prequential_table(read_runs(args.prequential)),
+              "tuning": tuning_table(read_runs(args.tuning))}
     if not args.write:
         print("\n\n".join(tables.values()))
         return

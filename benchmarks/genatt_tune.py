@@ -1,0 +1,88 @@
+"""Per-kind tuning on validation only (issue 14): a grid of training settings, one `genatt_seeds.py --out`
+folder per setting, is read back; for every variant the setting with the best mean validation NDCG@10
+is selected, and every run is written as one small JSON with its validation metrics only — the test
+split of a setting that was not selected is never looked at.
+
+    for d in 0.2 0.5; do for lr in 1e-3 2e-3; do
+      python benchmarks/genatt_seeds.py --data ../shared/data/beauty/Beauty.txt --seeds 1 --variant softmax \\
+          --variant vgenatt --out runs/genatt/beauty-tune/d$d-lr$lr -- --dropout $d --lr $lr --max-len 50
+    done; done
+    python benchmarks/genatt_tune.py --runs runs/genatt/beauty-tune --set beauty --results docs/results/genatt/tuning
+
+The selected settings are then trained on more seeds and compared on test with `genatt_paired.py`
+(one `--runs` folder per variant where the kinds selected different settings);
+`genatt_table.py --write docs/genatt.md` makes the grid's table from the JSON files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from genatt_table import settings
+
+GRID_KEYS = ("dropout", "lr")  # the settings a grid varies; everything else must match across its runs
+
+
+def read_grid(root: Path) -> list[dict]:
+    """Every finished run under `<root>/<setting>/<variant>/seed<N>/summary.json`, as the JSON it is written as."""
+    runs = []
+    for summary_path in sorted(root.glob("*/*/seed*/summary.json")):
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        run = {"loss": summary.get("loss", "ce"), "kind": summary["attention"], "options": summary["options"],
+               "variant": summary_path.parent.parent.name, "seed": summary["seed"],
+               "folder": str(summary_path.parent.parent.parent),
+               "train_args": {k: v for k, v in summary["args"].items()
+                              if k not in ("data", "out", "attention", "option", "threads", "seed", "resume")},
+               "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"], "valid": summary["valid"]}
+        runs.append(run | {"setting": settings(run)})
+    return runs
+
+
+def select(runs: list[dict]) -> dict[tuple[str, str], tuple[str, dict[str, float]]]:
+    """(loss, variant) -> (the setting with the best mean validation NDCG@10, every setting's mean)."""
+    scores: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        scores[(run["loss"], run["variant"])][run["setting"]].append(run["valid"]["NDCG@10"])
+    chosen = {}
+    for key, by_setting in scores.items():
+        means = {setting: statistics.mean(values) for setting, values in by_setting.items()}
+        chosen[key] = (max(means, key=means.get), means)
+    return chosen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", required=True, type=Path, help="the grid's folder: one genatt_seeds.py --out per setting")
+    ap.add_argument("--set", required=True, help="the data set's name in the result files (beauty, toys, ml-1m)")
+    ap.add_argument("--results", type=Path, help="write one validation-only JSON per run into this folder")
+    args = ap.parse_args()
+    if not args.runs.is_dir():
+        ap.error(f"--runs {args.runs}: no such folder")
+    runs = read_grid(args.runs)
+    if not runs:
+        ap.error(f"--runs {args.runs}: no finished run (<setting>/<variant>/seed<N>/summary.json)")
+    keys = {key for run in runs for key in run["train_args"]}
+    varied = {key for key in keys if len({json.dumps(run["train_args"].get(key)) for run in runs}) > 1}
+    if varied - set(GRID_KEYS):
+        ap.error(f"the grid's runs also differ in {', '.join(sorted(varied - set(GRID_KEYS)))}: not one protocol")
+
+    chosen = select(runs)
+    for (loss, variant), (best, means) in sorted(chosen.items()):
+        cells = ", ".join(f"{setting}: {mean:.4f}" for setting, mean in sorted(means.items()))
+        print(f"{loss} {variant}: selected {best} (mean validation NDCG@10 {cells})")
+    if args.results:
+        args.results.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            run |= {"set": args.set, "selected": chosen[(run["loss"], run["variant"])][0] == run["setting"]}
+            name = (f"{args.set}_{run['loss'].replace(':', '')}_{run['variant'].replace('=', '-')}_"
+                    f"dropout{run['train_args']['dropout']}_lr{run['train_args']['lr']}_seed{run['seed']}.json")
+            (args.results / name).write_text(json.dumps(run, indent=1) + "\n")
+        print(f"wrote {len(runs)} files into {args.results}")
+
+
+if __name__ == "__main__":
+    main()
