@@ -73,6 +73,7 @@ def prequential_table(runs: list[dict]) -> str:
 
 
 def tuning_table(runs: list[dict]) -> str:
+    """One row per set, loss and variant; one column per setting of the grid (validation NDCG@10)."""
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         groups[(run["set"], run["loss"], run["variant"])][run["setting"]].append(run)

@@ -1,7 +1,8 @@
 """Per-kind tuning on validation only (issue 14): a grid of training settings, one `genatt_seeds.py --out`
 folder per setting, is read back; for every variant the setting with the best mean validation NDCG@10
 is selected, and every run is written as one small JSON with its validation metrics only — the test
-split of a setting that was not selected is never looked at.
+score that genatt_compare.py also records is not carried over, so only the selected settings' test is
+ever reported (by `genatt_paired.py`).
 
     for d in 0.2 0.5; do for lr in 1e-3 2e-3; do
       python benchmarks/genatt_seeds.py --data ../shared/data/beauty/Beauty.txt --seeds 1 --variant softmax \\
