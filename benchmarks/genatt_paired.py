@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from genatt_seeds import machine, variant_dir
+from genatt_table import result_name
 from seqrec.model.checkpoint import load_checkpoint
 from seqrec.model.data import SequenceDataset, item_categories, leave_one_out, load_dataset
 from seqrec.model.evaluate import user_metrics
@@ -68,8 +69,7 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
     if paired is not None:
         result["paired"] = paired
     folder.mkdir(parents=True, exist_ok=True)
-    name = "_".join(filter(None, (set_name, result["loss"].replace(":", ""), run.parent.name.replace("=", "-"), tag)))
-    path = folder / f"{name}_seed{seed}.json"
+    path = folder / f"{result_name(set_name, result['loss'], run.parent.name, tag)}_seed{seed}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
 

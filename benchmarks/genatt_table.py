@@ -26,6 +26,11 @@ HEADER = ("| set | loss | variant | settings | seeds | valid NDCG@10 | test NDCG
           "Δ NDCG@10 vs softmax per seed (p) | Δ CC@10 per seed | epochs |")
 
 
+def result_name(set_name: str, loss: str, variant_folder: str, *extra: str) -> str:
+    """A result file's name (without the seed and suffix): `<set>_<loss>_<variant>[_<extra>...]`."""
+    return "_".join(filter(None, (set_name, loss.replace(":", ""), variant_folder.replace("=", "-"), *extra)))
+
+
 def variant_name(run: dict) -> str:
     options = ",".join(f"{k}={v}" for k, v in sorted(run["options"].items()))
     return f"{run['kind']}:{options}" if options else run["kind"]

@@ -23,7 +23,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from genatt_table import settings
+from genatt_table import result_name, settings
 
 GRID_KEYS = ("dropout", "lr")  # the settings a grid varies; everything else must match across its runs
 
@@ -79,9 +79,9 @@ def main() -> None:
         args.results.mkdir(parents=True, exist_ok=True)
         for run in runs:
             run |= {"set": args.set, "selected": chosen[(run["loss"], run["variant"])][0] == run["setting"]}
-            name = (f"{args.set}_{run['loss'].replace(':', '')}_{run['variant'].replace('=', '-')}_"
-                    f"dropout{run['train_args']['dropout']}_lr{run['train_args']['lr']}_seed{run['seed']}.json")
-            (args.results / name).write_text(json.dumps(run, indent=1) + "\n")
+            name = result_name(args.set, run["loss"], run["variant"],
+                               f"dropout{run['train_args']['dropout']}", f"lr{run['train_args']['lr']}")
+            (args.results / f"{name}_seed{run['seed']}.json").write_text(json.dumps(run, indent=1) + "\n")
         print(f"wrote {len(runs)} files into {args.results}")
 
 
