@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--table-only", action="store_true", help="run nothing; print the table of the finished runs")
     args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if not args.table_only and not Path(args.data).is_file():
+        ap.error(f"--data {args.data!r}: no such file")
 
     rows: dict[str, dict[int, dict[str, float]]] = {}
     for variant in args.variant:
@@ -117,7 +119,9 @@ def main() -> None:
                         continue
                     print("+", " ".join(cmd), flush=True)
                     with open(out / "log.txt", "w", encoding="utf-8") as log:
-                        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+                        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+                    if done.returncode:  # the training's own message is in its log, not on this console
+                        sys.exit(f"genatt_seeds: the run in {out} failed (exit {done.returncode}); see {out / 'log.txt'}")
             if (out / "summary.json").exists():
                 rows[variant][seed] = row_of(json.loads((out / "summary.json").read_text(encoding="utf-8")))
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
