@@ -55,6 +55,19 @@ def select(runs: list[dict]) -> dict[tuple[str, str], tuple[str, dict[str, float
     return chosen
 
 
+def without_partial_grids(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    """(the runs of variants that finished every setting of the grid, one line per variant that did not):
+    selecting over part of the grid would give that variant a smaller budget than the others."""
+    grid = {run["setting"] for run in runs}
+    done: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for run in runs:
+        done[(run["loss"], run["variant"])].add(run["setting"])
+    partial = {key for key, settings_done in done.items() if settings_done != grid}
+    lines = [f"{loss} {variant}: {len(done[(loss, variant)])} of {len(grid)} settings finished; not selected"
+             for loss, variant in sorted(partial)]
+    return [run for run in runs if (run["loss"], run["variant"]) not in partial], lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", required=True, type=Path, help="the grid's folder: one genatt_seeds.py --out per setting")
@@ -71,6 +84,9 @@ def main() -> None:
     if varied - set(GRID_KEYS):
         ap.error(f"the grid's runs also differ in {', '.join(sorted(varied - set(GRID_KEYS)))}: not one protocol")
 
+    runs, partial = without_partial_grids(runs)
+    for line in partial:
+        print(line)
     chosen = select(runs)
     for (loss, variant), (best, means) in sorted(chosen.items()):
         cells = ", ".join(f"{setting}: {mean:.4f}" for setting, mean in sorted(means.items()))
