@@ -42,28 +42,32 @@ def parse_option(text: str) -> tuple[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--attention", default="softmax")
+    ap.add_argument("--data", required=True, help="a data file seqrec can read (see docs/model.md), e.g. ../shared/data/beauty/Beauty.txt")
+    ap.add_argument("--attention", default="softmax", help="softmax, vgenatt or dgenatt")
     ap.add_argument("--option", type=parse_option, action="append", default=[], help="attention option key=value")
-    ap.add_argument("--max-len", type=int, default=50)
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--n-blocks", type=int, default=2)
-    ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--epochs", type=int, default=200)
-    ap.add_argument("--max-minutes", type=float, default=None)
-    ap.add_argument("--patience", type=int, default=5)
-    ap.add_argument("--eval-every", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-len", type=int, default=50, help="positions of history the model reads")
+    ap.add_argument("--d-model", type=int, default=64, help="embedding width")
+    ap.add_argument("--n-blocks", type=int, default=2, help="Transformer blocks")
+    ap.add_argument("--dropout", type=float, default=0.2, help="dropout rate")
+    ap.add_argument("--epochs", type=int, default=200, help="the cap; early stopping usually ends the run first")
+    ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap; no epoch starts that would pass it")
+    ap.add_argument("--patience", type=int, default=5, help="evaluations without a better validation NDCG@10 before stopping")
+    ap.add_argument("--eval-every", type=int, default=1, help="epochs between validations")
+    ap.add_argument("--batch-size", type=int, default=128, help="training sequences per step")
+    ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     ap.add_argument("--loss", choices=("ce", "bce"), default="ce", help="ce: softmax cross-entropy; bce: SASRec's original loss")
     ap.add_argument("--negatives", type=int, default=0, help="with --loss ce: 0 = full cross-entropy, N = sampled softmax")
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=42, help="seeds initialisation, batch order and sampling")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (two runs at a time on two cores: 1 each)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where to train and evaluate; cpu by default so that runs on different machines compare")
+    ap.add_argument("--out", required=True, help="the run's folder: checkpoints, history.jsonl, metrics.json, summary.json")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its last.pt (e.g. with more --epochs or a longer --patience); "
                          "the model's settings come from that file")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: this machine's torch sees no CUDA device")
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         ap.error(f"--resume: no {Path(args.out) / 'last.pt'} to continue from")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -75,7 +79,7 @@ def main() -> None:
                          dropout=args.dropout, attention=args.attention, attention_options=dict(args.option))
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                       objective=args.loss, n_negatives=args.negatives,
-                      eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device="cpu",
+                      eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device=args.device,
                       progress=False)
     started = time.monotonic()
     result = train(dataset, config, cfg, args.out, resume=Path(args.out) / "last.pt" if args.resume else None)
@@ -88,7 +92,7 @@ def main() -> None:
         "test": {k: result.test[k] for k in KEEP if k in result.test},
     }
     if args.attention != "softmax":  # the same best model, eval in `sample` mode
-        best = load_checkpoint(Path(args.out) / "best.pt", device="cpu")
+        best = load_checkpoint(Path(args.out) / "best.pt", device=args.device)
         for module in best.model.modules():
             if hasattr(module, "set_inference_mode"):
                 module.set_inference_mode("sample")
