@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from genatt_seeds import machine, variant_dir
-from genatt_table import result_name
+from genatt_table import PLACEMENT_ARGS, result_name
 from seqrec.model.checkpoint import load_checkpoint
 from seqrec.model.data import SequenceDataset, item_categories, leave_one_out, load_dataset
 from seqrec.model.evaluate import user_metrics
@@ -62,7 +62,7 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
     result = {"set": set_name, "loss": summary.get("loss", "ce"), "kind": summary["attention"],
               "options": summary["options"], "seed": seed, "epochs": metrics["epochs_run"],
               "best_epoch": metrics["best_epoch"], "seconds_per_epoch": round(metrics["seconds_per_epoch"], 1),
-              "train_args": {k: v for k, v in summary["args"].items() if k not in ("data", "out", "option", "threads")},
+              "train_args": {k: v for k, v in summary["args"].items() if k not in ("data", "out", "option", *PLACEMENT_ARGS)},
               "valid": metrics["valid"], "test": metrics["test"],
               # the attention kinds' weighted aux loss (vgenatt's beta * KL) in the best epoch: the latent's use
               "aux_at_best": next((h["aux"] for h in history if h["epoch"] == metrics["best_epoch"]), None)}

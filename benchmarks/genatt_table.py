@@ -22,6 +22,8 @@ from pathlib import Path
 MARKERS = {"genatt": ("<!-- genatt-results:begin -->", "<!-- genatt-results:end -->"),
            "prequential": ("<!-- prequential-results:begin -->", "<!-- prequential-results:end -->"),
            "tuning": ("<!-- genatt-tuning:begin -->", "<!-- genatt-tuning:end -->")}
+# genatt_compare.py arguments that say where a run ran, not what it trained: left out of its recorded settings
+PLACEMENT_ARGS = ("threads", "device")
 HEADER = ("| set | loss | variant | settings | seeds | valid NDCG@10 | test NDCG@10 | test CC@10 | "
           "Δ NDCG@10 vs softmax per seed (p) | Δ CC@10 per seed | epochs |")
 

@@ -23,7 +23,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from genatt_table import result_name, settings
+from genatt_table import PLACEMENT_ARGS, result_name, settings
 
 GRID_KEYS = ("dropout", "lr")  # the settings a grid varies; everything else must match across its runs
 
@@ -37,7 +37,7 @@ def read_grid(root: Path) -> list[dict]:
                "variant": summary_path.parent.parent.name, "seed": summary["seed"],
                "folder": str(summary_path.parent.parent.parent),
                "train_args": {k: v for k, v in summary["args"].items()
-                              if k not in ("data", "out", "attention", "option", "threads", "seed", "resume")},
+                              if k not in ("data", "out", "attention", "option", "seed", "resume", *PLACEMENT_ARGS)},
                "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"], "valid": summary["valid"]}
         runs.append(run | {"setting": settings(run)})
     return runs
