@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14's GPU plan as one prepared command for the `device` machine (one GPU, 16 cores, no network):
 # ml-1m at max_len 200 under full cross-entropy, softmax / V-GenAtt / D-GenAtt x seeds 1-3, each kind at
-# the dropout and learning rate it selected on beauty's validation grid (docs/results/genatt/tuning),
+# the dropout, learning rate and options it selected on beauty's validation grid (docs/results/genatt/tuning),
 # all nine trainings at once on the one GPU, then the paired per-user tests on its CPUs. The runs come
 # back as one archive per kind in $OUT (the device returns at most 8 files, 16 MiB each).
 #
@@ -32,14 +32,15 @@ if ! python3 -c "import seqrec.model" 2>/dev/null; then
     export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
-selected_settings() {  # "--dropout D --lr LR" that the kind selected on beauty's validation grid
+selected_settings() {  # "--dropout D --lr LR [--option K=V ...]" that the kind selected on beauty's validation grid
     python3 - "$1" <<'EOF'
 import json, pathlib, sys
 kind = sys.argv[1]
-for path in sorted(pathlib.Path("docs/results/genatt/tuning").glob(f"beauty_ce_{kind}_dropout*.json")):
+for path in sorted(pathlib.Path("docs/results/genatt/tuning").glob(f"beauty_ce_{kind}_*.json")):
     run = json.loads(path.read_text())
-    if run["variant"] == kind and run.get("selected"):
-        print(f"--dropout {run['train_args']['dropout']} --lr {run['train_args']['lr']}")
+    if run["kind"] == kind and run.get("selected"):
+        options = "".join(f" --option {key}={value}" for key, value in sorted(run["options"].items()))
+        print(f"--dropout {run['train_args']['dropout']} --lr {run['train_args']['lr']}{options}")
         break
 else:
     sys.exit(f"genatt_device: {kind} has no selected setting in docs/results/genatt/tuning (run genatt_tune.py)")

@@ -10,6 +10,12 @@ ever reported (by `genatt_paired.py`).
     done; done
     python benchmarks/genatt_tune.py --runs runs/genatt/beauty-tune --set beauty --results docs/results/genatt/tuning
 
+A kind's own options are screened in the same folder as variants with options, normally at the
+setting its plain variant selected (`--variant dgenatt:denoise_weight=0 --out runs/genatt/beauty-tune/d0.5-lr1e-3`);
+each kind then selects, on validation, the best of its plain variant's grid and its option variants.
+Only plain variants must cover the whole grid: softmax has no options, and that grid is the budget
+every kind shares.
+
 The selected settings are then trained on more seeds and compared on test with `genatt_paired.py`
 (one `--runs` folder per variant where the kinds selected different settings);
 `genatt_table.py --write docs/genatt.md` makes the grid's table from the JSON files.
@@ -43,29 +49,31 @@ def read_grid(root: Path) -> list[dict]:
     return runs
 
 
-def select(runs: list[dict]) -> dict[tuple[str, str], tuple[str, dict[str, float]]]:
-    """(loss, variant) -> (the setting with the best mean validation NDCG@10, every setting's mean)."""
-    scores: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+def select(runs: list[dict]) -> dict[tuple[str, str], tuple[tuple[str, str], dict[tuple[str, str], float]]]:
+    """(loss, kind) -> (the (variant, setting) with the best mean validation NDCG@10, every candidate's mean)."""
+    scores: dict[tuple[str, str], dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        scores[(run["loss"], run["variant"])][run["setting"]].append(run["valid"]["NDCG@10"])
+        scores[(run["loss"], run["kind"])][(run["variant"], run["setting"])].append(run["valid"]["NDCG@10"])
     chosen = {}
-    for key, by_setting in scores.items():
-        means = {setting: statistics.mean(values) for setting, values in by_setting.items()}
+    for key, by_candidate in scores.items():
+        means = {candidate: statistics.mean(values) for candidate, values in by_candidate.items()}
         chosen[key] = (max(means, key=means.get), means)
     return chosen
 
 
 def without_partial_grids(runs: list[dict]) -> tuple[list[dict], list[str]]:
-    """(the runs of variants that finished every setting of the grid, one line per variant that did not):
-    selecting over part of the grid would give that variant a smaller budget than the others."""
-    grid = {run["setting"] for run in runs}
-    done: dict[tuple[str, str], set[str]] = defaultdict(set)
+    """(the runs of kinds whose plain variant finished every setting of the grid, one line per kind that
+    did not): selecting over part of the grid would give that kind a smaller budget than the others.
+    Variants with options are a screen at chosen settings and need not cover the grid."""
+    grid = {run["setting"] for run in runs if not run["options"]}
+    done: dict[tuple[str, str], set[str]] = {(run["loss"], run["kind"]): set() for run in runs}
     for run in runs:
-        done[(run["loss"], run["variant"])].add(run["setting"])
+        if not run["options"]:
+            done[(run["loss"], run["kind"])].add(run["setting"])
     partial = {key for key, settings_done in done.items() if settings_done != grid}
-    lines = [f"{loss} {variant}: {len(done[(loss, variant)])} of {len(grid)} settings finished; not selected"
-             for loss, variant in sorted(partial)]
-    return [run for run in runs if (run["loss"], run["variant"]) not in partial], lines
+    lines = [f"{loss} {kind}: {len(done[(loss, kind)])} of {len(grid)} settings finished; not selected"
+             for loss, kind in sorted(partial)]
+    return [run for run in runs if (run["loss"], run["kind"]) not in partial], lines
 
 
 def main() -> None:
@@ -88,13 +96,13 @@ def main() -> None:
     for line in partial:
         print(line)
     chosen = select(runs)
-    for (loss, variant), (best, means) in sorted(chosen.items()):
-        cells = ", ".join(f"{setting}: {mean:.4f}" for setting, mean in sorted(means.items()))
-        print(f"{loss} {variant}: selected {best} (mean validation NDCG@10 {cells})")
+    for (loss, kind), (best, means) in sorted(chosen.items()):
+        cells = ", ".join(f"{variant} at {setting}: {mean:.4f}" for (variant, setting), mean in sorted(means.items()))
+        print(f"{loss} {kind}: selected {best[0]} at {best[1]} (mean validation NDCG@10: {cells})")
     if args.results:
         args.results.mkdir(parents=True, exist_ok=True)
         for run in runs:
-            run |= {"set": args.set, "selected": chosen[(run["loss"], run["variant"])][0] == run["setting"]}
+            run |= {"set": args.set, "selected": chosen[(run["loss"], run["kind"])][0] == (run["variant"], run["setting"])}
             name = result_name(args.set, run["loss"], run["variant"],
                                f"dropout{run['train_args']['dropout']}", f"lr{run['train_args']['lr']}")
             (args.results / f"{name}_seed{run['seed']}.json").write_text(json.dumps(run, indent=1) + "\n")

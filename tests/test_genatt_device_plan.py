@@ -31,12 +31,12 @@ def run_plan(tmp_path: Path, data: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-def selected_setting(kind: str) -> tuple[float, float]:
-    """(dropout, lr) of the tuning run that the grid selected for `kind` on beauty."""
+def selected_setting(kind: str) -> tuple[float, float, dict]:
+    """(dropout, lr, options) of the tuning run that beauty's grid selected for `kind`."""
     for path in (ROOT / "docs/results/genatt/tuning").glob(f"beauty_ce_{kind}_*.json"):
         run = json.loads(path.read_text())
-        if run.get("selected"):
-            return run["train_args"]["dropout"], run["train_args"]["lr"]
+        if run["kind"] == kind and run.get("selected"):
+            return run["train_args"]["dropout"], run["train_args"]["lr"], run["options"]
     raise AssertionError(f"no selected tuning run for {kind}")
 
 
@@ -51,7 +51,7 @@ def test_device_plan_trains_every_kind_at_its_tuned_setting_and_packs_the_runs(t
         run = json.loads((results / f"ml-1m_ce_{kind}_L200_seed1.json").read_text())
         assert (run["set"], run["loss"], run["kind"], run["seed"]) == ("ml-1m", "ce", kind, 1)
         assert run["train_args"]["max_len"] == 200
-        assert (run["train_args"]["dropout"], run["train_args"]["lr"]) == selected_setting(kind)
+        assert (run["train_args"]["dropout"], run["train_args"]["lr"], run["options"]) == selected_setting(kind)
         assert ("paired" in run) == (kind != "softmax")
 
         with tarfile.open(tmp_path / "out" / f"ml1m-{kind}.tgz") as archive:
