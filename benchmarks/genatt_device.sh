@@ -8,7 +8,7 @@
 #   here, once:    mkdir -p runs/device && cp ../shared/data/ml-1m/ml-1m.txt.gz runs/device/
 #   device `run`:  command "bash benchmarks/genatt_device.sh", carry ["runs/device"], timeout_s 590
 #   back here:     for f in FILES_AT/ml1m-*.tgz; do tar xzf "$f"; done   (into runs/genatt/ml1m-L200), then
-#                  cp runs/genatt/ml1m-L200/softmax/results/*.json docs/results/genatt/, genatt_table.py --write
+#                  cp runs/genatt/ml1m-L200/softmax/results/*.json docs/results/genatt/, genatt_table.py --write docs/genatt.md README.md
 #
 # Without a GPU (a smoke test of the script itself; tests/test_genatt_device_plan.py does it with a tiny file):
 #   DEVICE=cpu SEEDS=1 MINUTES=0.2 DATA=../shared/data/lastfm/LastFM.txt OUT=/tmp/genatt-device bash benchmarks/genatt_device.sh

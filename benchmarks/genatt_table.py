@@ -4,10 +4,12 @@ seeds, and each seed's paired test against softmax of the same set, loss and see
 `replay_ml100k.py --results` writes docs/results/prequential/ (one row per kind and retraining
 cadence, the same columns for the prequential replay), and `genatt_tune.py --results` writes
 docs/results/genatt/tuning/ (one row per set, loss and variant: validation NDCG@10 of each setting of
-the grid, the selected one in bold).
+the grid, the selected one in bold). The verdict table counts, per compared variant, the seeds on
+which it beat softmax, tied or lost in the paired test: the README's answer to "which attention to
+serve" is that table.
 
-    python benchmarks/genatt_table.py                       # print the tables
-    python benchmarks/genatt_table.py --write docs/genatt.md  # replace each table between its markers
+    python benchmarks/genatt_table.py                                 # print the tables
+    python benchmarks/genatt_table.py --write docs/genatt.md README.md  # replace each table between its markers
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from pathlib import Path
 
 MARKERS = {"genatt": ("<!-- genatt-results:begin -->", "<!-- genatt-results:end -->"),
            "prequential": ("<!-- prequential-results:begin -->", "<!-- prequential-results:end -->"),
-           "tuning": ("<!-- genatt-tuning:begin -->", "<!-- genatt-tuning:end -->")}
+           "tuning": ("<!-- genatt-tuning:begin -->", "<!-- genatt-tuning:end -->"),
+           "verdict": ("<!-- genatt-verdict:begin -->", "<!-- genatt-verdict:end -->")}
+# a paired difference counts as a win or a loss below this p-value, as a tie otherwise
+SIGNIFICANCE = 0.05
 # genatt_compare.py arguments that say where a run ran, not what it trained: left out of its recorded settings
 PLACEMENT_ARGS = ("threads", "device")
 HEADER = ("| set | loss | variant | settings | seeds | valid NDCG@10 | test NDCG@10 | test CC@10 | "
@@ -113,6 +118,48 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def verdict_table(runs: list[dict]) -> str:
+    """Per set, loss, variant and settings: on how many seeds the variant beat softmax of the same seed
+    (paired p < SIGNIFICANCE), tied or lost on test NDCG@10, and on how many its CC@10 was not lower."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        if "paired" in run:
+            groups[(run["set"], run["loss"], variant_name(run), settings(run))].append(run["paired"])
+    lines = ["| set | loss | variant | settings | seeds | wins / ties / losses | mean Δ NDCG@10 | CC@10 not lower |",
+             "|---|---|---|---|---:|---|---:|---|"]
+    for (set_name, loss, variant, setting), paired in sorted(groups.items()):
+        significant = [p["delta_ndcg10"] for p in paired if p["p"] < SIGNIFICANCE]
+        wins, losses = sum(d > 0 for d in significant), sum(d < 0 for d in significant)
+        cc = [p["delta_cc10"] for p in paired if p.get("delta_cc10") is not None]
+        cc_cell = f"{sum(d >= 0 for d in cc)} of {len(cc)}" if cc else "—"
+        lines.append(f"| {set_name} | {loss} | {variant} | {setting} | {len(paired)} | "
+                     f"{wins} / {len(paired) - wins - losses} / {losses} | "
+                     f"{statistics.mean(p['delta_ndcg10'] for p in paired):+.4f} | {cc_cell} |")
+    return "\n".join(lines)
+
+
+def write_tables(tables: dict[str, str], files: list[Path]) -> None:
+    """Replace each table between its markers in every file that has them; every file must hold at least
+    one table and every table must land in at least one file (checked before anything is written), so
+    that a lost marker is an error rather than a stale table."""
+    updated: dict[Path, tuple[str, list[str]]] = {}
+    for path in files:
+        doc = path.read_text()
+        present = [name for name, (begin, end) in MARKERS.items() if begin in doc and end in doc]
+        if not present:
+            sys.exit(f"genatt_table: {path} has none of the tables' markers")
+        for name in present:
+            begin, end = MARKERS[name]
+            head, rest = doc.split(begin, 1)
+            doc = f"{head}{begin}\n{tables[name]}\n{end}{rest.split(end, 1)[1]}"
+        updated[path] = doc, present
+    if missing := set(tables) - {name for _, present in updated.values() for name in present}:
+        sys.exit(f"genatt_table: no file has the markers of {', '.join(sorted(missing))}")
+    for path, (doc, present) in updated.items():
+        path.write_text(doc)
+        print(f"wrote {', '.join(present)} into {path}")
+
+
 def read_runs(folder: Path) -> list[dict]:
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -125,23 +172,16 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("docs/results/genatt"))
     ap.add_argument("--prequential", type=Path, default=Path("docs/results/prequential"))
     ap.add_argument("--tuning", type=Path, default=Path("docs/results/genatt/tuning"))
-    ap.add_argument("--write", type=Path, help="a markdown file whose text between each table's markers is replaced")
+    ap.add_argument("--write", type=Path, nargs="+",
+                    help="markdown files whose text between each table's markers is replaced")
     args = ap.parse_args()
-    tables = {"genatt": table(read_runs(args.results)), "prequential": prequential_table(read_runs(args.prequential)),
-              "tuning": tuning_table(read_runs(args.tuning))}
-    if not args.write:
+    results = read_runs(args.results)
+    tables = {"genatt": table(results), "prequential": prequential_table(read_runs(args.prequential)),
+              "tuning": tuning_table(read_runs(args.tuning)), "verdict": verdict_table(results)}
+    if args.write:
+        write_tables(tables, args.write)
+    else:
         print("\n\n".join(tables.values()))
-        return
-    doc = args.write.read_text()
-    for name, text in tables.items():
-        begin, end = MARKERS[name]
-        if begin not in doc or end not in doc:
-            sys.exit(f"genatt_table: {args.write} has no {begin} ... {end} markers")
-        head, rest = doc.split(begin, 1)
-        doc = f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}"
-    args.write.write_text(doc)
-    print(f"wrote {len(tables)} tables into {args.write}")
-
 
 if __name__ == "__main__":
     main()

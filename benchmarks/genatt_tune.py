@@ -18,7 +18,7 @@ every kind shares.
 
 The selected settings are then trained on more seeds and compared on test with `genatt_paired.py`
 (one `--runs` folder per variant where the kinds selected different settings);
-`genatt_table.py --write docs/genatt.md` makes the grid's table from the JSON files.
+`genatt_table.py --write docs/genatt.md README.md` makes the grid's table from the JSON files.
 """
 
 from __future__ import annotations
