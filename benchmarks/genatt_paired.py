@@ -66,6 +66,8 @@ def write_result(folder: Path, set_name: str, run: Path, seed: int, paired: dict
               "valid": metrics["valid"], "test": metrics["test"],
               # the attention kinds' weighted aux loss (vgenatt's beta * KL) in the best epoch: the latent's use
               "aux_at_best": next((h["aux"] for h in history if h["epoch"] == metrics["best_epoch"]), None)}
+    if tag:  # a batch of runs apart from others at the same settings (retrained elsewhere, or another plan)
+        result["tag"] = tag
     if paired is not None:
         result["paired"] = paired
     folder.mkdir(parents=True, exist_ok=True)

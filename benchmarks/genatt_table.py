@@ -44,8 +44,11 @@ def variant_name(run: dict) -> str:
 
 
 def settings(run: dict) -> str:
+    """The training settings a row stands for, and its batch (`genatt_paired.py --tag`) when it has one:
+    runs of another batch are not pooled with these even at the same settings."""
     a = run.get("train_args", {})
-    return f"dropout {a.get('dropout')}, lr {a.get('lr')}, L {a.get('max_len')}"
+    batch = f"; batch {run['tag']}" if run.get("tag") else ""
+    return f"dropout {a.get('dropout')}, lr {a.get('lr')}, L {a.get('max_len')}{batch}"
 
 
 def mean_std(values: list[float]) -> str:
@@ -59,7 +62,9 @@ def per_seed(group: list[dict]) -> tuple[str, str]:
     settings are named where they are not the row's own (each kind at its own tuned settings)."""
     paired = [r["paired"] for r in group if "paired" in r]
     deltas = ", ".join(f"{p['delta_ndcg10']:+.4f} ({p['p']:.3f})" for p in paired) or "baseline"
-    baselines = {settings({"train_args": p["baseline_args"]}) for p in paired if "baseline_args" in p}
+    # the baseline is of the row's own batch: genatt_paired.py pairs within one --tag
+    baselines = {settings({"train_args": p["baseline_args"], "tag": group[0].get("tag")})
+                 for p in paired if "baseline_args" in p}
     if baselines - {settings(group[0])}:
         deltas += f" vs softmax at {'; '.join(sorted(baselines))}"
     cc = ", ".join(f"{p['delta_cc10']:+.5f}" for p in paired if p.get("delta_cc10") is not None) or "—"

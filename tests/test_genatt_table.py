@@ -59,3 +59,10 @@ def test_a_table_without_a_home_or_a_file_without_markers_is_an_error_and_writes
     plain.write_text("no tables here\n")
     with pytest.raises(SystemExit, match="plain.md"):
         write_tables({"verdict": "v"}, [plain])
+
+
+def test_batches_at_the_same_settings_are_not_pooled() -> None:
+    first, rerun = run(1, +.001, .3), run(1, -.002, .01) | {"tag": "picks"}
+    by_settings = {row[3]: row for row in rows(verdict_table([first, rerun]))}
+    assert by_settings["dropout 0.5, lr 0.001, L 50"][5] == "0 / 1 / 0"
+    assert by_settings["dropout 0.5, lr 0.001, L 50; batch picks"][5] == "0 / 0 / 1"
