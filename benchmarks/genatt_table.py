@@ -51,6 +51,11 @@ def settings(run: dict) -> str:
     return f"dropout {a.get('dropout')}, lr {a.get('lr')}, L {a.get('max_len')}{batch}"
 
 
+def row_key(run: dict) -> tuple[str, str, str, str]:
+    """What one row of the results and verdict tables stands for: set, loss, variant and settings."""
+    return run["set"], run["loss"], variant_name(run), settings(run)
+
+
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -110,7 +115,7 @@ def tuning_table(runs: list[dict]) -> str:
 def table(runs: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
-        groups[(run["set"], run["loss"], variant_name(run), settings(run))].append(run)
+        groups[row_key(run)].append(run)
     lines = [HEADER, "|---|---|---|---|---:|---:|---:|---:|---|---|---|"]
     for (set_name, loss, variant, setting), group in sorted(groups.items()):
         group.sort(key=lambda r: r["seed"])
@@ -129,7 +134,7 @@ def verdict_table(runs: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         if "paired" in run:
-            groups[(run["set"], run["loss"], variant_name(run), settings(run))].append(run["paired"])
+            groups[row_key(run)].append(run["paired"])
     lines = ["| set | loss | variant | settings | seeds | wins / ties / losses | mean Δ NDCG@10 | CC@10 not lower |",
              "|---|---|---|---|---:|---|---:|---|"]
     for (set_name, loss, variant, setting), paired in sorted(groups.items()):
@@ -149,6 +154,8 @@ def write_tables(tables: dict[str, str], files: list[Path]) -> None:
     that a lost marker is an error rather than a stale table."""
     updated: dict[Path, tuple[str, list[str]]] = {}
     for path in files:
+        if not path.is_file():
+            sys.exit(f"genatt_table: --write {path}: no such file")
         doc = path.read_text()
         present = [name for name, (begin, end) in MARKERS.items() if begin in doc and end in doc]
         if not present:
