@@ -8,8 +8,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from seqrec.pipeline.devtools.s3_provider import S3Server
 
 from seqrec.pipeline.errors import BrokerError
 from seqrec.pipeline.devtools.kafka_provider import provide_kafka
@@ -44,3 +48,36 @@ def shared_data() -> Path:
     if not (root / "README.md").is_file():
         pytest.fail(f"the shared datasets are not at {root} (set SEQREC_SHARED_DATA)", pytrace=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["S3Server"]:
+    """A real S3 server for the whole session (pipeline.devtools.s3_provider: the configured one,
+    MinIO where Docker answers, else moto's server process); never skips."""
+    from seqrec.pipeline.devtools.s3_provider import provide_s3
+    from seqrec.pipeline.errors import ConfigError
+
+    try:
+        provider = provide_s3()
+        server = provider.__enter__()
+    except ConfigError as exc:
+        pytest.fail(f"no S3 server for the tests: {exc}", pytrace=False)
+    print(f"\nS3 for tests: {server.endpoint} ({server.source})")
+    try:
+        yield server
+    finally:
+        provider.__exit__(None, None, None)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: "S3Server", monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's S3 server, with this process's AWS variables pointing at
+    it (subprocesses get them from `s3_server.env()`); returns its s3:// URL."""
+    import fsspec
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    bucket = f"t-{uuid.uuid4().hex[:12]}"
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir(bucket)
+    return f"s3://{bucket}"
