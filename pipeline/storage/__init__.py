@@ -1,0 +1,1 @@
+"""Storage at a URL: the click archive and the model store, on any fsspec filesystem."""
