@@ -197,6 +197,19 @@ class WebSettings(_Group):
     """port of the endpoints, one per worker on a host"""
 
 
+class ArchiveSettings(_Group):
+    url: str | None = None
+    """where `seqrec archive` writes the click archive and `seqrec retrain --archive` reads it: a
+    path or an fsspec URL (file://, s3://, gs://, memory://); credentials come from the backend's
+    own environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS...)"""
+    group_id: str = "seqrec-archive"
+    """consumer group of the archivers: instances in one group share the topic's partitions"""
+    max_file_clicks: int = Field(200_000, ge=1)
+    """an archiver writes its buffered clicks once it holds this many..."""
+    max_file_seconds: float = Field(60.0, gt=0)
+    """...or once its oldest buffered click has waited this long (s): the archive's lag behind the topic"""
+
+
 class _DeprecatedEnv(PydanticBaseSettingsSource):
     """The names read before there was one name per setting (DEPRECATED_ENV): honoured, below the
     SEQREC_ name, with a one-line warning naming the variable to set instead."""
@@ -246,6 +259,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     web: WebSettings = WebSettings()
     record: RecordSettings = RecordSettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     @property
     def changelog_topic(self) -> str:
@@ -289,6 +303,7 @@ def load_settings(**values: object) -> Settings:
 
 
 __all__ = [
+    "ArchiveSettings",
     "BatchingSettings",
     "KafkaSecuritySettings",
     "KafkaSettings",

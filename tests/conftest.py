@@ -52,13 +52,16 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator["S3Server"]:
-    """A real S3 server for the whole session (pipeline.devtools.s3_provider: the configured one,
-    MinIO where Docker answers, else moto's server process); never skips."""
-    from seqrec.pipeline.devtools.s3_provider import provide_s3
+    """A real S3 server for the whole session (pipeline.devtools.s3_provider): SEQREC_TEST_S3_ENDPOINT
+    (credentials in the AWS_* variables), MinIO where Docker answers, else moto's server process; never skips."""
+    from seqrec.pipeline.devtools.s3_provider import S3Server, provide_s3
     from seqrec.pipeline.errors import ConfigError
 
+    endpoint = os.environ.get("SEQREC_TEST_S3_ENDPOINT", "").strip()
+    external = S3Server(endpoint, os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                        "SEQREC_TEST_S3_ENDPOINT") if endpoint else None
     try:
-        provider = provide_s3()
+        provider = provide_s3(external)
         server = provider.__enter__()
     except ConfigError as exc:
         pytest.fail(f"no S3 server for the tests: {exc}", pytrace=False)

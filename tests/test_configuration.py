@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Model commands: their options configure training (TrainConfig, ModelConfig), which travels with the
 # checkpoint, not the deployment; `seqrec train --device` is the training device, not serving.device.
 MODEL_COMMANDS = {"train", "evaluate"}
-TEST_ONLY_ENV = {"SEQREC_SHARED_DATA"}  # where tests/conftest.py finds the datasets
+TEST_ONLY_ENV = {"SEQREC_SHARED_DATA", "SEQREC_TEST_S3_ENDPOINT"}  # where tests/conftest.py finds the datasets and S3
 # Where the deprecated names may appear: their definition, the generated table, the troubleshooting row.
 OLD_NAMES_ALLOWED = {"settings.py", "configuration.md", "README.md"}
 

@@ -325,9 +325,11 @@ def _names(requirements: list[str]) -> set[str]:
 def test_test_tools_and_plots_are_extras_that_the_ci_install_pulls_in() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     runtime, extras = _names(project["dependencies"]), project["optional-dependencies"]
-    assert not runtime & {"pytest", "pytest-timeout", "testcontainers", "matplotlib"}, "a worker needs none of them"
+    assert not runtime & {"pytest", "pytest-timeout", "testcontainers", "matplotlib", "moto", "s3fs"}, \
+        "a worker needs none of them"
     assert _names(extras["report"]) == {"matplotlib"} and _names(extras["docker"]) == {"testcontainers"}
-    assert "seqrec[report,docker]" in extras["dev"] and {"pytest", "pytest-timeout"} <= _names(extras["dev"])
+    assert _names(extras["s3"]) == {"s3fs"}
+    assert "seqrec[report,docker,s3]" in extras["dev"] and {"pytest", "pytest-timeout", "moto"} <= _names(extras["dev"])
     # The packages the project was asked to use stay dependencies; the test tools come with `dev`.
     assert {"torch", "kafka-python", "faust-streaming", "rocksdict", "numpy"} <= runtime
     assert "'.[dev]'" in install_sh_pip_lines()[0]

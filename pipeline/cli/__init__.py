@@ -26,10 +26,11 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from seqrec.pipeline.cli import demo_cmd, kafka_cmd, store_cmd, replay_cmd, retrain_cmd
+    from seqrec.pipeline.cli import archive_cmd, demo_cmd, kafka_cmd, store_cmd, replay_cmd, retrain_cmd
     from seqrec.pipeline.cli import train_cmd
     from seqrec.pipeline.cli import worker_cmd
 
+    cli.add_command(archive_cmd.archive)
     cli.add_command(demo_cmd.demo)
     cli.add_command(kafka_cmd.kafka)
     cli.add_command(store_cmd.models)

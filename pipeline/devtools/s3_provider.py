@@ -1,8 +1,8 @@
 """Where an S3 server for tests and the demo comes from, in the order the broker uses
 (pipeline.devtools.kafka_provider):
 
-1. `SEQREC_TEST_S3_ENDPOINT` is set: that server as it is (credentials from the usual AWS
-   variables, as for any S3 client).
+1. A server the caller names (the tests: `SEQREC_TEST_S3_ENDPOINT`, with the credentials in
+   the usual AWS variables): used as it is.
 2. A Docker engine answers and testcontainers is installed: MinIO in a container.
 3. Otherwise: moto's standalone S3 server (`moto[server]`), a process of its own on 127.0.0.1.
 
@@ -14,7 +14,6 @@ archive and the model store are told where S3 is: never an option, never logged.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from seqrec.pipeline.devtools.kafka_local import free_port
 from seqrec.pipeline.devtools.kafka_provider import docker_available, testcontainers_installed
 from seqrec.pipeline.errors import ConfigError
 
-ENDPOINT_ENV = "SEQREC_TEST_S3_ENDPOINT"
 MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
 _START_TIMEOUT_S = 30.0
 
@@ -88,12 +86,10 @@ def minio_in_container() -> Iterator[S3Server]:
 
 
 @contextlib.contextmanager
-def provide_s3() -> Iterator[S3Server]:
-    """An S3 server, and whatever was started for it torn down afterwards."""
-    external = os.environ.get(ENDPOINT_ENV, "").strip()
-    if external:
-        yield S3Server(external, os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-                       ENDPOINT_ENV)
+def provide_s3(external: S3Server | None = None) -> Iterator[S3Server]:
+    """An S3 server (`external` when given), and whatever was started for it torn down afterwards."""
+    if external is not None:
+        yield external
         return
     if docker_available() and testcontainers_installed():
         with minio_in_container() as server:

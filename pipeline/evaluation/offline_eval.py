@@ -23,6 +23,7 @@ from seqrec.pipeline.evaluation.replay import replay_to_kafka
 from seqrec.pipeline.lifecycle.retrain import GatePolicy, retrain_once
 from seqrec.pipeline.settings import DEFAULT_HISTORY_LEN, KafkaSecuritySettings
 from seqrec.pipeline.serving.source import ClickEvent
+from seqrec.pipeline.timespan import parse_span
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,12 @@ class Cadence:
         value = text.strip().lower()
         if value == "never":
             return cls()
-        units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
         try:
-            if value[-1:] in units:
-                seconds = float(value[:-1]) * units[value[-1]]
-                if seconds > 0:
-                    return cls(every_seconds=seconds)
-            elif int(value) > 0:
-                return cls(every_clicks=int(value))
+            if value.isdigit():
+                if int(value) > 0:
+                    return cls(every_clicks=int(value))
+            else:
+                return cls(every_seconds=parse_span(value))
         except ValueError:
             pass
         raise ValueError(f"a cadence is never, a click count (5000) or a log-time span (6h, 1d), got {text!r}")
