@@ -105,6 +105,7 @@ def iter_window(url: str, window: TimeWindow, *, progress: bool = False) -> Iter
     dataset = ds.dataset(files, filesystem=fs, format="parquet", partitioning=_DATE_PARTITIONING,
                          partition_base_dir=root)
     seen: set[str] = set()
+    shared: dict[str, str] = {}  # one string object per user and per item, not one per click
     scanner = dataset.scanner(columns=_COLUMNS, filter=window.expression(), batch_size=65_536)
     with tqdm(desc="reading the archive", unit=" clicks", disable=not progress, unit_scale=True) as bar:
         for batch in scanner.to_batches():
@@ -113,7 +114,8 @@ def iter_window(url: str, window: TimeWindow, *, progress: bool = False) -> Iter
                 if event_id in seen:
                     continue
                 seen.add(event_id)
-                yield ClickEvent(event_id, user_id, item_id, timestamp, session_id)
+                yield ClickEvent(event_id, shared.setdefault(user_id, user_id), shared.setdefault(item_id, item_id),
+                                 timestamp, session_id)
             bar.update(batch.num_rows)
 
 
