@@ -439,3 +439,19 @@ def test_installed_packages_live_under_the_seqrec_namespace(tmp_path: Path) -> N
     assert imports("import seqrec.model, seqrec.pipeline.cli, seqrec.schemas; seqrec.schemas.validator('click')") == 0
     for generic in ("model", "pipeline", "schemas"):
         assert imports(f"import {generic}") != 0, generic
+
+
+def test_the_archiver_and_the_retrain_loop_share_the_archive_on_minio(monkeypatch: pytest.MonkeyPatch) -> None:
+    archivers = [n for n, s in seqrec_services().items() if s["command"][0] == "archive"]
+    assert archivers, "an archiver keeps the clicks beyond the topic's retention"
+    users = archivers + ["retrain"]
+    urls = {settings_from_env(env_of(SERVICES[n]), monkeypatch).archive.url for n in users}
+    assert len(urls) == 1 and next(iter(urls)).startswith("s3://"), urls
+    minio_ports = {p.split(":")[1] for p in SERVICES["minio"]["ports"]}
+    for name in users:
+        env = env_of(SERVICES[name])
+        host, port = re.match(r"http://([\w-]+):(\d+)$", env["AWS_ENDPOINT_URL"]).groups()
+        assert host == "minio" and port in minio_ports, name
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith("${"), f"{name}: a secret is never written in the file"
+        assert "buckets" in SERVICES[name]["depends_on"], f"{name} starts before its bucket exists"
+    assert "--window" in options_of(SERVICES["retrain"]["command"]), "retrain reads a window, not the whole archive"
