@@ -172,8 +172,14 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
     result = summarise(sent, partition, clock.times, clock.produced, in_topic, moved, fault_at, len(letters))
     waiting = [clock.first[e] for e in sent if sent[e] < fault_end and e in clock.first]
     result["fault_s"] = fault_end - fault_at
-    # From the end of the fault until every click sent before it had its answer.
+    # From the end of the fault until every click sent before it had its answer: as this script's
+    # consumer received it, and as the workers produced it (produced_at), which leaves out the
+    # benchmark's own clients.
     result["backlog_answered_s"] = max(waiting) - fault_end if waiting else None
+    made = [min(clock.produced[e]) / 1000 for e in sent if sent[e] < fault_end and e in clock.produced]
+    result["backlog_produced_s"] = max(made) - fault_end if made else None
+    after = [ms / 1000 for answers in clock.produced.values() for ms in answers if ms / 1000 > fault_end]
+    result["first_answer_after_fault_s"] = min(after) - fault_end if after else None
     result["lost_at"] = {e: places[e] for e in sorted(places) if e not in clock.times}  # (partition, offset)
     return result
 

@@ -85,6 +85,8 @@ def faust_credentials(security: KafkaSecuritySettings | None) -> Any:
 
 # ---- failing fast, with the cause ------------------------------------------------------------------
 
+RECONNECT_BACKOFF_MAX_MS = 1000
+
 
 def open_client(factory: Callable[..., T], bootstrap: str, security: KafkaSecuritySettings | None,
                 **config: Any) -> T:
@@ -96,6 +98,11 @@ def open_client(factory: Callable[..., T], bootstrap: str, security: KafkaSecuri
     security = security or PLAINTEXT
     _redact_logged_configuration()
     check_connection(bootstrap, security)
+    # kafka-python doubles its reconnect wait up to 30 s: after a broker outage of 20 s its next
+    # try could come 25 s after the broker was back, and clicks a producer held for that long (or
+    # answers a consumer did not fetch) looked like a worker that could not catch up (27-51 s,
+    # docs/reliability.md). One second between tries costs nothing against one broker.
+    config = {"reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS, **config}
     try:
         return factory(bootstrap_servers=bootstrap, **client_config(security), **config)
     except KafkaError as exc:
