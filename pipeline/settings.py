@@ -175,10 +175,36 @@ class ServingSettings(_Group):
     """event times before this (ms since epoch, 2001-09-09) are absurd"""
     max_future_skew_s: float = Field(86_400.0, ge=0)
     """...and so are event times this far in the future (s)"""
+    api_token: SecretStr | None = None
+    """bearer token the request API (web.recommend_api) demands in `Authorization: Bearer ...`;
+    unset (and no api_token_file): no token is asked. `seqrec recommend` sends it"""
+    api_token_file: Path | None = None
+    """a file holding that token (trailing newline ignored), instead of api_token"""
+
+    @model_validator(mode="after")
+    def _one_token(self) -> "ServingSettings":
+        if self.api_token is not None and self.api_token_file is not None:
+            raise ValueError("set one of api_token and api_token_file")
+        return self
 
     def store_dir(self) -> Path:
         """The model store the `models` and `retrain` commands manage."""
         return self.model_store or DEFAULT_MODEL_STORE
+
+    def bearer_token(self) -> str | None:
+        """The request API's token, from api_token or its file (None: no token asked); an
+        unreadable file is a ConfigError naming the file, never its content."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value()
+        if self.api_token_file is None:
+            return None
+        try:
+            token = self.api_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the API token file {self.api_token_file}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"the API token file {self.api_token_file} is empty")
+        return token
 
 
 class RecordSettings(_Group):
@@ -195,6 +221,12 @@ class WebSettings(_Group):
     """address the endpoints listen on"""
     port: int = Field(6066, ge=0, le=65535)
     """port of the endpoints, one per worker on a host"""
+    recommend_api: bool = False
+    """serve GET /users/{user_id}/recommendations?k=N (answered by the worker that owns the user's
+    partition; the others forward to it)"""
+    advertised_url: str | None = None
+    """URL the other workers reach this one at, for forwarded requests (default http://host:port:
+    set it when host is 0.0.0.0)"""
 
 
 class ArchiveSettings(_Group):

@@ -29,6 +29,7 @@ def _register_commands() -> None:
     from seqrec.pipeline.cli import archive_cmd, demo_cmd, kafka_cmd, store_cmd, replay_cmd, retrain_cmd
     from seqrec.pipeline.cli import train_cmd
     from seqrec.pipeline.cli import worker_cmd
+    from seqrec.pipeline.cli import recommend_cmd
 
     cli.add_command(archive_cmd.archive)
     cli.add_command(demo_cmd.demo)
@@ -41,6 +42,7 @@ def _register_commands() -> None:
     cli.add_command(train_cmd.train)
     cli.add_command(train_cmd.evaluate)
     cli.add_command(worker_cmd.worker)
+    cli.add_command(recommend_cmd.recommend)
 
 
 _register_commands()

@@ -22,6 +22,7 @@ from seqrec.pipeline.settings import Settings
 @setting_option("--datadir", setting="store.datadir", type=click.Path(file_okay=False, path_type=Path))
 @setting_option("--web-port", setting="web.port", type=int)
 @setting_option("--web/--without-web", setting="web.enabled")
+@setting_option("--recommend-api/--without-recommend-api", setting="web.recommend_api")
 @setting_option("--clicks-topic", setting="kafka.clicks_topic")
 @setting_option("--recommendations-topic", setting="kafka.recommendations_topic")
 @setting_option("--dead-letter-topic", setting="kafka.dead_letter_topic")

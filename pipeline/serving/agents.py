@@ -65,6 +65,18 @@ class Request:
     queued: float = 0.0  # time.perf_counter() when it was put into the batcher
 
 
+@dataclass(slots=True)
+class Ask:
+    """A request for a user's list (the request API): scored in the clicks' batches, answered on
+    `reply` with (model version, items); nothing produced, nothing acked."""
+
+    history: tuple[str, ...]
+    k: int
+    reply: asyncio.Future[tuple[str, list[tuple[str, float]]]]
+    received: float = 0.0  # time.perf_counter() when the request was read
+    queued: float = 0.0
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -180,14 +192,23 @@ class ClickPipeline:
             consumed_s=consumed_s,
         ))
 
-    async def _queue(self, request: Request) -> None:
+    async def _queue(self, request: Request | Ask) -> None:
         request.queued = time.perf_counter()
         await self.batcher.put(request)
 
-    async def handle_batch(self, batch: list[Request]) -> None:
-        """Send the batch's history changes, score its clicks in one forward pass, produce every
-        answer, then ack."""
+    async def ask(self, history: tuple[str, ...], k: int) -> tuple[str, list[tuple[str, float]]]:
+        """(model version, top-k) for `history`, scored in the next batch with the clicks."""
+        reply: asyncio.Future[tuple[str, list[tuple[str, float]]]] = asyncio.get_running_loop().create_future()
+        await self._queue(Ask(history, k, reply, received=time.perf_counter()))
+        return await reply
+
+    async def handle_batch(self, batch: list[Request | Ask]) -> None:
+        """Send the batch's history changes, score its clicks (and requests) in one forward pass,
+        answer the requests, produce every click's answer, then ack."""
         started = time.perf_counter()
+        asks = [r for r in batch if isinstance(r, Ask)]
+        if asks:
+            batch = [r for r in batch if not isinstance(r, Ask)]
         self._observe_arrival(batch, started)
         # The newest value per user is enough: a compacted changelog keeps only that.
         changes = {r.history_change[:2]: r.history_change for r in batch if r.history_change is not None}
@@ -195,7 +216,9 @@ class ClickPipeline:
         clicks = [r for r in batch if r.click is not None]
         handed = time.perf_counter()
         self.metrics.observe_batch_stage("changelog", handed - started, len(batch))
-        answers = await self._answers(clicks, handed) if clicks else []
+        answers = await self._answers(clicks, asks, handed) if clicks or asks else []
+        if not batch:  # requests only: nothing to produce or ack
+            return
         handed = time.perf_counter()  # the answers go to the producer from here
         pending = await self.sink.send_recommendations(answers) if answers else []
         letters = [r for r in batch if r.dead_letter is not None]
@@ -222,25 +245,35 @@ class ClickPipeline:
         m.observe_click_stage("accept", [r.queued - r.received for r in batch])
         m.observe_click_stage("batch_wait", [started - r.queued for r in batch])
 
-    async def _answers(self, clicks: list[Request], started: float) -> list[Record]:
-        """Score the clicks in one forward pass and encode their answers; on a model failure,
-        turn them into dead letters and return no answers."""
+    async def _answers(self, clicks: list[Request], asks: list[Ask], started: float) -> list[Record]:
+        """Score the clicks and requests in one forward pass, answer the requests and encode the
+        clicks' answers; on a model failure, turn the clicks into dead letters, fail the requests
+        and return no answers."""
         m = self.metrics
-        m.batch_size.observe(len(clicks))
-        try:
-            version, top = await self.runner.score([r.history for r in clicks])
+        histories = [r.history for r in clicks] + [a.history for a in asks]
+        m.batch_size.observe(len(histories))
+        top_k = self.runner.top_k
+        try:  # one k for the batch: the largest asked; each answer is cut to its own
+            version, top = await self.runner.score(histories, max([top_k, *(a.k for a in asks)]))
         except Exception as exc:  # a model failure must not stop the worker: dead-letter them
-            log.exception("inference failed for a batch of %d clicks", len(clicks))
+            log.exception("inference failed for a batch of %d clicks and %d requests", len(clicks), len(asks))
+            for a in asks:
+                if not a.reply.done():  # its caller may have given up
+                    a.reply.set_exception(exc)
             for r in clicks:
                 r.dead_letter = _inference_failure(r, exc)
                 r.click = None
             return []
         done = time.perf_counter()
         m.inference_seconds.observe(done - started)
-        m.observe_batch_stage("inference", done - started, len(clicks))
+        m.observe_batch_stage("inference", done - started, len(histories))
+        for a, items in zip(asks, top[len(clicks):]):
+            if not a.reply.done():
+                a.reply.set_result((version, items[:a.k]))
         now_ms = _now_ms()
         answers = []
         for r, items in zip(clicks, top):
+            items = items[:top_k]
             latency_s = done - r.received
             record = recommendation_record(
                 r.click, items, model_version=version, produced_at_ms=now_ms,
@@ -499,6 +532,7 @@ def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
 
 
 __all__ = [
+    "Ask",
     "ClickPipeline",
     "DeliveredOffsets",
     "Request",

@@ -48,6 +48,7 @@ def build_app(settings: Settings) -> faust.App:
         web_bind=web.host,
         web_port=web.port,
         web_host=web.host,
+        canonical_url=web.advertised_url,  # None: Faust's http://host:port
         web_tables_enabled=False,
         web_router_enabled=False,
         web_stats_enabled=False,

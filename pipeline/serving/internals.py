@@ -17,6 +17,8 @@ the benchmarks they cite, and update CHECKED_VERSIONS.
   `_partitioner`), for records whose partition is not given.
 - `table_store`: a Faust table's RocksDB store (`Table.data`), written without Faust's per-write
   changelog send; the worker sends the changelog records itself.
+- `read_partition`: one key of one partition's RocksDB database of a table (`_db_for_partition`);
+  outside stream iteration Faust's own read searches every database, standby copies included.
 - `FAUST_OFFSET_KEY`: the key under which Faust's RocksDB store keeps its changelog offset.
 """
 
@@ -106,5 +108,11 @@ def table_store(table: Any) -> Any:
     return table.data
 
 
+def read_partition(table: Any, partition: int, key: bytes) -> bytes | None:
+    """`key` in the database of `partition` of a Faust table's RocksDB store, or None. The caller
+    checks that this worker owns the partition: a database not yet open is opened."""
+    return table.data._db_for_partition(partition).get(key)
+
+
 __all__ = ["CHECKED_VERSIONS", "FAUST_OFFSET_KEY", "FETCH_MAX_WAIT_MS", "Consumer", "partition_for",
-           "started_producer", "table_store"]
+           "read_partition", "started_producer", "table_store"]

@@ -65,11 +65,12 @@ class Runner:
         return old
 
     async def score(
-        self, histories: Sequence[Sequence[str]]
+        self, histories: Sequence[Sequence[str]], k: int | None = None
     ) -> tuple[str, list[list[tuple[str, float]]]]:
-        """(model version, top-K per history) for one batch, computed in a worker thread."""
+        """(model version, top-k per history, k = top_k unless given) for one batch, computed in a
+        worker thread."""
         model = self.model  # read once: the batch is answered by one model
-        results = await asyncio.to_thread(model.recommend, histories, self.top_k, self.exclude_seen)
+        results = await asyncio.to_thread(model.recommend, histories, k or self.top_k, self.exclude_seen)
         if len(results) != len(histories):
             raise RuntimeError(f"model answered {len(results)} of {len(histories)} histories")
         return model.version, results

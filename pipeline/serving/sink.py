@@ -110,10 +110,24 @@ def recommendation_record(
     produced_at_ms: int,
     latency_ms: float,
 ) -> dict[str, Any]:
+    return answer_record(click.event_id, click.user_id, items, model_version=model_version,
+                         produced_at_ms=produced_at_ms, latency_ms=latency_ms)
+
+
+def answer_record(
+    event_id: str,
+    user_id: str,
+    items: list[tuple[str, float]],
+    *,
+    model_version: str,
+    produced_at_ms: int,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """schemas/recommendation.v1.json: the answer to a click (`event_id` its id) or to a request."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "event_id": click.event_id,
-        "user_id": click.user_id,
+        "event_id": event_id,
+        "user_id": user_id,
         "items": [{"item_id": item, "score": float(score)} for item, score in items],
         "model_version": model_version,
         "produced_at": produced_at_ms,
@@ -189,6 +203,7 @@ __all__ = [
     "Record",
     "Sink",
     "Topic",
+    "answer_record",
     "dead_letter_record",
     "encode",
     "recommendation_record",

@@ -5,6 +5,7 @@ Served by the Faust web server of each worker (pipeline/serving/agents.py wires 
     GET /healthz   200 while the process runs (liveness)
     GET /ready     200 only while the worker can serve now (model loaded, broker reachable,
                    partitions assigned, table recovered, no rebalance under way), else 503
+    GET /users/{user_id}/recommendations   the request API, when enabled (serving/request_api.py)
 
 Every metric lives in the worker's own `CollectorRegistry`, so tests and benchmarks can make
 several `Metrics` in one process.
@@ -57,7 +58,12 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "seqrec_batch_size", "Clicks per inference batch.", buckets=_BATCH_BUCKETS, registry=r
+            "seqrec_batch_size", "Histories per inference batch (clicks and API requests).",
+            buckets=_BATCH_BUCKETS, registry=r,
+        )
+        self.api_requests = Counter(
+            "seqrec_api_requests", "Request API answers given by this worker, by HTTP status.", ["status"],
+            registry=r,
         )
         self.inference_seconds = Histogram(
             "seqrec_inference_seconds", "One batched forward pass, top-K included.",

@@ -107,6 +107,10 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     same = clicks_n is not None and counts.get(k.recommendations_topic) == clicks_n
     app = build_app(settings)
     wire(app, settings, runner, metrics, health, same_partitioning=same)
+    if settings.web.recommend_api and settings.web.enabled:
+        from seqrec.pipeline.serving.request_api import wire_request_api
+
+        wire_request_api(app, settings, app.tables[settings.table_name], metrics, health)
     if settings.serving.model_store is not None:
         follow_model_store(app, settings, runner, metrics)
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
