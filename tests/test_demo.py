@@ -35,7 +35,8 @@ def test_demo_runs_serves_and_cleans_up(kafka_bootstrap: str, tmp_path: Path) ->
     ended_ms = time.time_ns() // 1_000_000
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = re.search(r"summary: ([\d,]+) clicks sent, ([\d,]+) answered, hit rate@10 ([\d.]+), (\d+) model "
-                        r"versions served, (\d+) dead letters; report: (\S+)", " ".join(result.stdout.split()))
+                        r"versions served, (\d+) dead letters, (\d+) answers on request; report: (\S+)",
+                        " ".join(result.stdout.split()))
     assert summary, result.stdout[-3000:]
     sent, answered = (int(summary.group(i).replace(",", "")) for i in (1, 2))
     assert sent > 0 and answered > 0
@@ -44,11 +45,14 @@ def test_demo_runs_serves_and_cleans_up(kafka_bootstrap: str, tmp_path: Path) ->
     # `seqrec retrain --interval` loop on the clicks topic, through the store and a hot-swap.
     assert int(summary.group(4)) >= 2, "the retrain loop never got a version served:\n" + retrain_log(workdir)
     assert int(summary.group(5)) >= 1, "the demo mixes in malformed events; they must reach the dead-letter topic"
-    assert Path(summary.group(6)).is_file()
+    assert int(summary.group(6)) >= 1, "the demo asks the request API beside the stream"
+    assert Path(summary.group(7)).is_file()
+    # kafka-python's own warnings go to a file, not between the live figures.
+    assert "kafka.net" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
     assert not processes_mentioning(str(workdir)), "the demo left a worker or retrain process running"
 
     # The data behind the report's plots says something true about this run.
-    run = json.loads((Path(summary.group(6)).parent / "report.json").read_text())["runs"][0]
+    run = json.loads((Path(summary.group(7)).parent / "report.json").read_text())["runs"][0]
     starts = [w["start_ms"] for w in run["windows"]]
     assert len(starts) > 1, "NDCG per window: one window over the whole run"
     assert started_ms - 60_000 <= min(starts) and max(starts) <= ended_ms
@@ -61,3 +65,23 @@ def test_demo_runs_serves_and_cleans_up(kafka_bootstrap: str, tmp_path: Path) ->
 def retrain_log(workdir: Path) -> str:
     path = workdir / "retrain.log"
     return path.read_text(errors="replace")[-3000:] if path.exists() else "(no retrain.log)"
+
+
+def test_kafka_pythons_warnings_go_to_the_demos_log_file(tmp_path: Path) -> None:
+    import logging
+
+    from seqrec.pipeline.devtools.demo import _kafka_client_logs_to
+
+    console: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: console.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    try:
+        with _kafka_client_logs_to(tmp_path / "kafka-clients.log"):
+            logging.getLogger("kafka.net.selector").warning("Task <x> ran for 0.101s, blocking the event loop")
+            logging.getLogger("seqrec.demo").warning("a line of our own")
+        logging.getLogger("kafka.conn").warning("after the demo")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert console == ["a line of our own", "after the demo"]
+    assert "kafka.net.selector: Task <x> ran for 0.101s" in (tmp_path / "kafka-clients.log").read_text()

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from rich.table import Table
 from seqrec.model.config import ModelConfig
 from seqrec.model.data import load_dataset, load_timed_clicks, synthetic_clicks
 from seqrec.model.train import TrainConfig
+from seqrec.pipeline.client import RequestApiError, recommend
 from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, interleave_sequences
 from seqrec.pipeline.devtools.harness import WorkerProcess
 from seqrec.pipeline.devtools.kafka_local import free_port
@@ -91,6 +93,8 @@ class LiveStats:
     live_from: int = 10**12  # index in `sent` where the scheduled (scored) part starts, once known
     backlog_answered: int = 0
     caught_up_ms: int | None = None  # when the backlog's last answer came
+    asked: str = "-"  # the request API's latest answer for the demo's user, as shown
+    request_answers: int = 0  # 200s of the request API
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_send(self, click: ClickEvent) -> None:
@@ -151,6 +155,8 @@ class LiveStats:
                 "model_version": self.current_version,
                 "versions_seen": len(self.versions),
                 "dead_letters": self.dead_letters,
+                "asked": self.asked,
+                "request_answers": self.request_answers,
             }
 
 
@@ -164,6 +170,7 @@ def _table(s: dict) -> Table:
         ("hit rate@10 so far (live part)", f"{s['hit_rate@10']:.3f} over {s['scored']:,} clicks"),
         ("model version", f"{s['model_version']} ({s['versions_seen']} seen)"),
         ("dead letters", f"{s['dead_letters']:,}"),
+        ("on request (GET /users/.../recommendations)", s["asked"]),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -203,6 +210,43 @@ def _consume_answers(bootstrap: str, settings: Settings, stats: LiveStats, stop:
         consumer.close()
 
 
+def _ask_periodically(url: str, user_id: str, stats: LiveStats, stop: threading.Event, every_s: float = 2.0) -> None:
+    """The request API beside the stream: one user's list, asked every `every_s`, as the table shows it."""
+    while not stop.wait(every_s):
+        started = time.perf_counter()
+        try:
+            answer = recommend(user_id, k=5, url=url)
+        except RequestApiError as exc:
+            shown = f"{user_id}: {exc}"
+        else:
+            took_ms = (time.perf_counter() - started) * 1000
+            items = ", ".join(i["item_id"] for i in answer["items"])
+            fallback = ", popular items: no history yet" if answer["fallback"] else ""
+            shown = f"{user_id}: {items} ({took_ms:.0f} ms{fallback})"
+            with stats.lock:
+                stats.request_answers += 1
+        with stats.lock:
+            stats.asked = shown
+
+
+@contextlib.contextmanager
+def _kafka_client_logs_to(path: Path) -> Iterator[None]:
+    """kafka-python's own log lines (e.g. `kafka.net.selector: Task ... ran for 0.101s ... blocking the
+    event loop`, when the live table's scoring holds the GIL) go to a file, not between the live figures."""
+    logger = logging.getLogger("kafka")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        handler.close()
+
+
 def _send_bad_events(bootstrap: str, topic: str, n: int, seed: int, security: KafkaSecuritySettings) -> None:
     rng = random.Random(seed)
     bad = [b"\xff\xfe not utf-8", b"{not json", b'{"event_id": "x"}', b'{"event_id":"b","user_id":"u","item_id":1,'
@@ -224,6 +268,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
     stats = LiveStats()
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_kafka_client_logs_to(workdir / "kafka-clients.log"))
         bootstrap, source = stack.enter_context(provide_kafka(workdir / "kafka"))
         console.print(f"Kafka: {bootstrap} ({source})")
         # SEQREC_KAFKA__SECURITY__* describe the user's cluster; a broker started here is PLAINTEXT.
@@ -252,7 +297,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
              "--recommendations-topic", settings.kafka.recommendations_topic,
              "--dead-letter-topic", settings.kafka.dead_letter_topic, "--partitions", "4",
              "--checkpoint", str(store.checkpoint_path(store.latest())), "--session-timeout", "6",
-             "--heartbeat-interval", "1", "--torch-threads", "1"],
+             "--heartbeat-interval", "1", "--torch-threads", "1", "--recommend-api"],
             log_path=workdir / "worker.log", web_port=port,
             env={"SEQREC_SERVING__MODEL_STORE": str(store.root), "SEQREC_SERVING__MODEL_POLL_S": "2", **child_env},
         ).start()
@@ -275,6 +320,10 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
                                            daemon=True)
         consumer_thread.start()
         stack.callback(consumer_thread.join, 5)
+        asker = threading.Thread(target=_ask_periodically, args=(f"http://127.0.0.1:{port}", clicks[half].user_id,
+                                                                 stats, stop), daemon=True)
+        asker.start()
+        stack.callback(asker.join, 10)
         stack.callback(stop.set)
 
         def on_send(click: ClickEvent) -> None:
@@ -321,7 +370,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
     console.print(_table(summary))
     console.print(f"summary: {summary['sent']:,} clicks sent, {summary['answered']:,} answered, "
                   f"hit rate@10 {summary['hit_rate@10']:.3f}, {summary['versions_seen']} model versions served, "
-                  f"{summary['dead_letters']} dead letters; report: {summary['report']}")
+                  f"{summary['dead_letters']} dead letters, {summary['request_answers']} answers on request; "
+                  f"report: {summary['report']}")
     return summary
 
 

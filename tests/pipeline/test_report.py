@@ -12,7 +12,7 @@ import pytest
 
 from seqrec.pipeline.devtools.demo import LiveStats, run_result
 from seqrec.pipeline.evaluation.prequential import fitting_window_ms
-from seqrec.pipeline.evaluation.report import write_report
+from seqrec.pipeline.evaluation.report import drawn_windows, write_report
 from seqrec.pipeline.serving.source import ClickEvent
 
 T0 = 1_795_000_000_000  # a wall-clock ms, as the demo restamps clicks at send time
@@ -65,6 +65,17 @@ def test_report_data_fits_the_run(tmp_path: Path) -> None:
     assert set(saved["batch_latency_ms"]) == {20} and len(saved["catchup_latency_ms"]) == 220
     assert all((tmp_path / name).stat().st_size > 0 for name in ("metric_over_time.png", "latency.png",
                                                                   "versions.png"))
+
+
+def test_a_window_with_almost_no_scored_clicks_is_not_drawn_as_a_collapse() -> None:
+    """The demo stops inside its last window: the few clicks scored there are not a fall to 0."""
+    stats = simulated_run()
+    stats.on_send(ClickEvent("late", "u3", "i5", T0 + 32_000))  # one click after the run's last window
+    windows = run_result(stats, 33.0).report.windows
+    assert windows[-1]["events"] == 1 and windows[-1]["NDCG@10"] == 0.0
+    drawn, left_out = drawn_windows(windows)
+    assert left_out == 1 and drawn == windows[:-1]
+    assert drawn_windows(windows[:-1]) == (windows[:-1], 0), "full windows are all drawn"
 
 
 def test_without_matplotlib_the_report_says_which_extra_to_install(tmp_path: Path) -> None:
