@@ -162,6 +162,12 @@ class ServingSettings(_Group):
     """torch device (default: cuda when available, else cpu)"""
     torch_threads: int | None = Field(None, ge=1)
     """torch intra-op threads of a worker (default: torch's)"""
+    guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """at_least_once: a crash may answer a click twice (same event_id). exactly_once: a click's answer,
+    its history's changelog record and its offset commit in one Kafka transaction per partition, so
+    a read_committed consumer sees each answer once; answers become visible at each commit
+    (kafka.commit_interval_s) and the topics need the clicks topic's partition count
+    (docs/reliability.md)"""
     inference: Literal["thread", "process"] = "thread"
     """where the model runs: a thread of the worker, or a process of its own, whose forward never
     waits for the event loop's GIL (costs a second interpreter with torch, ~1 ms per batch of IPC)"""

@@ -41,6 +41,7 @@ from seqrec.pipeline.settings import Settings
 @setting_option("--device", setting="serving.device")
 @setting_option("--torch-threads", setting="serving.torch_threads", type=int)
 @setting_option("--inference", setting="serving.inference", type=click.Choice(["thread", "process"]))
+@setting_option("--guarantee", setting="serving.guarantee", type=click.Choice(["at_least_once", "exactly_once"]))
 @setting_option("--log-level", setting="log_level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--dump-state", is_flag=True, help="Print the table in --datadir as JSON lines (worker stopped) and exit.")
 @pass_settings

@@ -191,7 +191,7 @@ def demo_clicks(options: DemoOptions) -> list[ClickEvent]:
 def _consume_answers(bootstrap: str, settings: Settings, stats: LiveStats, stop: threading.Event) -> None:
     k = settings.kafka
     consumer = open_client(KafkaConsumer, bootstrap, k.security, group_id=None, auto_offset_reset="earliest",
-                           enable_auto_commit=False)
+                           enable_auto_commit=False, isolation_level="read_committed")
     consumer.subscribe([k.recommendations_topic, k.dead_letter_topic])
     try:
         while not stop.is_set():

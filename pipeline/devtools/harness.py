@@ -66,12 +66,14 @@ def consume_until(
     timeout_s: float = 60.0,
     security: KafkaSecuritySettings | None = None,
 ) -> Consumed:
-    """Read JSON records from the start of `topic` until `done(records)` or the timeout."""
+    """Read JSON records from the start of `topic` until `done(records)` or the timeout (committed
+    ones only: read_committed)."""
     from kafka import KafkaConsumer
 
     consumer = open_client(
         KafkaConsumer, bootstrap, security, auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None, consumer_timeout_ms=500,
+        isolation_level="read_committed",  # a worker under exactly_once: only committed answers
     )
     consumer.subscribe([topic])
     out = Consumed()
@@ -89,11 +91,15 @@ def consume_until(
     return out
 
 
-def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> dict[str, UserHistory]:
-    """The table as a recovering worker would rebuild it: the last value per key."""
+def read_to_end(bootstrap: str, topic: str, *, committed_only: bool = True,
+                timeout_s: float = 30.0) -> tuple[list[Any], int]:
+    """(every record of `topic` from its start to its end offsets, the sum of those offsets).
+    read_committed unless `committed_only` is false; a transaction's commit marker takes an offset
+    and is no record."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             isolation_level="read_committed" if committed_only else "read_uncommitted")
     try:
         deadline = time.monotonic() + timeout_s
         partitions = None
@@ -102,23 +108,31 @@ def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> di
             if partitions is None:
                 time.sleep(0.2)
         if not partitions:
-            return {}
+            return [], 0
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
-        table: dict[str, UserHistory] = {}
+        records: list[Any] = []
         while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
             for messages in consumer.poll(timeout_ms=200).values():
-                for m in messages:
-                    key = decode_table_key(m.key)
-                    if m.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = UserHistory.from_bytes(m.value)
-        return table
+                records.extend(messages)
+        return records, sum(end.values())
     finally:
         consumer.close()
+
+
+def read_changelog(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> dict[str, UserHistory]:
+    """The table as a recovering worker would rebuild it (read_committed, as Faust's recovery reads
+    it under exactly_once): the last value per key."""
+    table: dict[str, UserHistory] = {}
+    for m in read_to_end(bootstrap, topic, timeout_s=timeout_s)[0]:
+        key = decode_table_key(m.key)
+        if m.value is None:
+            table.pop(key, None)
+        else:
+            table[key] = UserHistory.from_bytes(m.value)
+    return table
 
 
 _ENTRY = "import sys; from seqrec.pipeline.cli import main; sys.exit(main())"
@@ -238,4 +252,5 @@ __all__ = [
     "produce_clicks",
     "produce_raw",
     "read_changelog",
+    "read_to_end",
 ]

@@ -155,7 +155,8 @@ def evaluate_through_kafka(
     """Replay the log into a running worker's clicks topic, read its answers back, score them
     with the same code as the in-process path."""
     started = time.monotonic()
-    consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None, enable_auto_commit=False)
+    consumer = open_client(KafkaConsumer, bootstrap, security, group_id=None, enable_auto_commit=False,
+                           isolation_level="read_committed")  # a worker under exactly_once
     try:
         # Fix the start position on every partition before the first click goes out.
         partitions = consumer.partitions_for_topic(recommendations_topic)

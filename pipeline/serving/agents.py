@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from seqrec.pipeline.serving.batcher import BatchPolicy, MicroBatcher
-from seqrec.pipeline.serving.internals import started_producer, table_store
+from seqrec.pipeline.serving.commit_gate import CommitGate
+from seqrec.pipeline.serving.internals import started_producer, table_store, transaction_producer
 from seqrec.pipeline.evaluation.clicklog import TrafficRecorder
 from seqrec.pipeline.serving.telemetry import Health, Metrics
 from seqrec.pipeline.serving.runner import Runner
@@ -101,6 +102,7 @@ class ClickPipeline:
         metrics: Metrics | None = None,
         recorder: TrafficRecorder | None = None,
         on_persisted: Callable[[Any], None] | None = None,
+        gate: CommitGate | None = None,
     ) -> None:
         self.runner = runner
         self.recorder = recorder
@@ -131,6 +133,7 @@ class ClickPipeline:
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
         self.max_unconfirmed = MAX_UNCONFIRMED
         self.failure: BaseException | None = None
+        self.gate = gate  # exactly_once: a transaction commits only between batches
 
     async def accept(
         self,
@@ -210,26 +213,34 @@ class ClickPipeline:
         if asks:
             batch = [r for r in batch if not isinstance(r, Ask)]
         self._observe_arrival(batch, started)
-        # The newest value per user is enough: a compacted changelog keeps only that.
-        changes = {r.history_change[:2]: r.history_change for r in batch if r.history_change is not None}
-        persisting = await self.changelog.send_many(list(changes.values())) if changes else []
-        clicks = [r for r in batch if r.click is not None]
-        handed = time.perf_counter()
-        self.metrics.observe_batch_stage("changelog", handed - started, len(batch))
-        answers = await self._answers(clicks, asks, handed) if clicks or asks else []
-        if not batch:  # requests only: nothing to produce or ack
-            return
-        handed = time.perf_counter()  # the answers go to the producer from here
-        pending = await self.sink.send_recommendations(answers) if answers else []
-        letters = [r for r in batch if r.dead_letter is not None]
-        if letters:
-            pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
+        gated = self.gate is not None and bool(batch)
+        if gated:
+            await self.gate.enter()
+        try:
+            # The newest value per user is enough: a compacted changelog keeps only that.
+            changes = {r.history_change[:2]: r.history_change for r in batch if r.history_change is not None}
+            persisting = await self.changelog.send_many(list(changes.values())) if changes else []
+            clicks = [r for r in batch if r.click is not None]
+            handed = time.perf_counter()
+            self.metrics.observe_batch_stage("changelog", handed - started, len(batch))
+            answers = await self._answers(clicks, asks, handed) if clicks or asks else []
+            if not batch:  # requests only: nothing to produce or ack
+                return
+            handed = time.perf_counter()  # the answers go to the producer from here
+            pending = await self.sink.send_recommendations(answers) if answers else []
+            letters = [r for r in batch if r.dead_letter is not None]
+            if letters:
+                pending += await self.sink.send_dead_letters([(r.dead_letter, r.key) for r in letters])
+        except BaseException as exc:
+            if gated:
+                self.gate.leave(failure=exc)
+            raise
         # The broker's acknowledgement is awaited in a task of its own, so the next batch is
         # scored meanwhile; acks may land out of batch order (Faust commits only up to the
         # lowest unacked offset of each partition).
         previous = self._confirming[-1] if self._confirming else None
         task = asyncio.ensure_future(
-            self._confirm(batch, persisting, pending, len(answers), letters, previous, handed)
+            self._gated(gated, self._confirm(batch, persisting, pending, len(answers), letters, previous, handed))
         )
         task.add_done_callback(self._on_confirmed)
         self._confirming.append(task)
@@ -237,6 +248,17 @@ class ClickPipeline:
             self._confirming[0].done() or len(self._confirming) > self.max_unconfirmed
         ):
             await self._confirming.popleft()  # re-raises a failed delivery
+
+    async def _gated(self, gated: bool, confirm: Awaitable[None]) -> None:
+        """`confirm`, then out of the gate: acked, or failed (no commit may follow)."""
+        try:
+            await confirm
+        except BaseException as exc:
+            if gated:
+                self.gate.leave(failure=exc)
+            raise
+        if gated:
+            self.gate.leave(failure=self.failure)
 
     def _observe_arrival(self, batch: list[Request], started: float) -> None:
         """The per-click stages of a batch that starts at `started` (perf_counter)."""
@@ -375,7 +397,9 @@ def wire(
     """Attach the clicks agent, the history table, web pages and timers to a Faust app.
 
     `same_partitioning`: the recommendations topic has as many partitions as the clicks topic,
-    so an answer can go to its click's partition number without hashing the key again.
+    so an answer can go to its click's partition number without hashing the key again. Under
+    exactly_once the dead-letter topic must have as many too (`run_worker` checks): every record
+    goes to its click's partition number, in that partition's transaction.
     """
     k = settings.kafka
     clicks = app.topic(
@@ -392,12 +416,23 @@ def wire(
         value_type=bytes,
         options={"block_cache_size": settings.store.block_cache_mib * 2**20},
     )
-    producer = lambda: started_producer(app)  # noqa: E731 (started with the app)
-    sink = Sink(
-        KafkaBatchTopic(producer, k.recommendations_topic),
-        FaustTopic(dead_letters),
-        keep_partition=same_partitioning,
-    )
+    exactly_once = settings.serving.guarantee == "exactly_once"
+    if exactly_once:
+        gate: CommitGate | None = CommitGate()
+        app.seqrec_commit_gate = gate  # read by internals.Consumer.force_commit
+
+        def producer(partition: int | None) -> Any:
+            if partition is None:
+                raise ValueError("exactly_once: every record goes to its click's partition number")
+            return transaction_producer(app, k.clicks_topic, partition)
+
+        sink = Sink(KafkaBatchTopic(producer, k.recommendations_topic), KafkaBatchTopic(producer, k.dead_letter_topic),
+                    keep_partition=True, letters_keep_partition=True)
+    else:
+        gate = None
+        producer = lambda partition: started_producer(app)  # noqa: E731 (started with the app)
+        sink = Sink(KafkaBatchTopic(producer, k.recommendations_topic), FaustTopic(dead_letters),
+                    keep_partition=same_partitioning)
     changelog = KafkaBatchTopic(producer, settings.changelog_topic)
     metrics.set_model_version(runner.version)
     record = settings.record
@@ -409,7 +444,7 @@ def wire(
         store = table_store(table)  # RocksDB, written without Faust's per-write changelog send
         pipeline = ClickPipeline(
             settings, runner, sink, store, changelog, events.ack, metrics, recorder,
-            on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset),
+            on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset), gate=gate,
         )
         app.seqrec_pipeline = pipeline  # for the lag timer
         flusher = asyncio.ensure_future(pipeline.batcher.run())

@@ -38,7 +38,7 @@ def build_app(settings: Settings) -> faust.App:
         topic_replication_factor=k.replication_factor,
         table_standby_replicas=store.standby_replicas,
         consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
+        processing_guarantee=settings.serving.guarantee,
         broker_session_timeout=k.session_timeout_s,
         broker_heartbeat_interval=k.heartbeat_interval_s,
         broker_rebalance_timeout=k.rebalance_timeout_s,

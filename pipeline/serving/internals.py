@@ -13,6 +13,10 @@ the benchmarks they cite, and update CHECKED_VERSIONS.
   of the active partitions, never an empty set (`_getmany`).
 - `started_producer`: Faust's started aiokafka producer (`_ensure_producer`), for record batches
   sent without Faust's per-message send path.
+- `transaction_producer`: under exactly_once, Faust's transactional aiokafka producer of one
+  partition (`_transaction_producers`, keyed as Faust's TransactionManager names them), for the same
+  record batches inside the transaction that Faust commits with that partition's offsets; and
+  `Consumer.force_commit` waits for the commit gate (serving/commit_gate.py).
 - `partition_for`: the partition aiokafka's default partitioner picks (`_wait_on_metadata`,
   `_partitioner`), for records whose partition is not given.
 - `table_store`: a Faust table's RocksDB store (`Table.data`), written without Faust's per-write
@@ -75,6 +79,15 @@ class Consumer(faust_aiokafka.Consumer):
             return {}
         return await super()._getmany(snapshot, timeout)
 
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        # Every commit goes through here (the timer, a revocation, the stop). Under exactly_once the
+        # worker sets `app.seqrec_commit_gate`: a transaction commits only between batches.
+        gate = getattr(self.app, "seqrec_commit_gate", None)
+        if gate is None:
+            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+        async with gate.closed():
+            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
     async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
         if not self.app.should_stop and self.assignment():
             await self._finish_in_flight_and_commit()
@@ -93,6 +106,17 @@ class Consumer(faust_aiokafka.Consumer):
 def started_producer(app: Any) -> Any:
     """The app's started `aiokafka.AIOKafkaProducer` (Faust starts it with the app)."""
     return app.producer._ensure_producer()
+
+
+def transaction_producer(app: Any, topic: str, partition: int) -> Any:
+    """Under exactly_once, the transactional `aiokafka.AIOKafkaProducer` Faust began for `partition`
+    of `topic`'s group when it was assigned here (Faust 0.15.3 names it "{app id}-{group}-{partition}",
+    `TransactionManager.send`)."""
+    transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+    producer = app.producer._transaction_producers.get(transactional_id)
+    if producer is None:
+        raise RuntimeError(f"no transaction for {topic} partition {partition}: not assigned to this worker")
+    return producer
 
 
 async def partition_for(producer: Any, topic: str, key: bytes | None) -> int:
@@ -115,4 +139,4 @@ def read_partition(table: Any, partition: int, key: bytes) -> bytes | None:
 
 
 __all__ = ["CHECKED_VERSIONS", "FAUST_OFFSET_KEY", "FETCH_MAX_WAIT_MS", "Consumer", "partition_for",
-           "read_partition", "started_producer", "table_store"]
+           "read_partition", "started_producer", "table_store", "transaction_producer"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from seqrec.pipeline.serving.app import build_app
 from seqrec.pipeline.serving.agents import wire
-from seqrec.pipeline.errors import BrokerError
+from seqrec.pipeline.errors import BrokerError, ConfigError
 from seqrec.pipeline.kafka_security import open_client
 from seqrec.pipeline.settings import KafkaSecuritySettings
 from seqrec.pipeline.lifecycle.hotswap import follow_model_store, serving_checkpoint
@@ -105,6 +105,10 @@ def run_worker(settings: Settings, *, torch_threads: int | None = None) -> None:
     k = settings.kafka
     clicks_n = counts.get(k.clicks_topic)
     same = clicks_n is not None and counts.get(k.recommendations_topic) == clicks_n
+    if settings.serving.guarantee == "exactly_once" and not (same and counts.get(k.dead_letter_topic) == clicks_n):
+        raise ConfigError(f"exactly_once needs {k.recommendations_topic} and {k.dead_letter_topic} with the "
+                          f"partition count of {k.clicks_topic} ({clicks_n}); they have {counts.get(k.recommendations_topic)} "
+                          f"and {counts.get(k.dead_letter_topic)}")
     app = build_app(settings)
     wire(app, settings, runner, metrics, health, same_partitioning=same)
     if settings.web.recommend_api and settings.web.enabled:

@@ -14,6 +14,7 @@ import aiokafka.client
 import aiokafka.consumer.fetcher
 import pytest
 from faust.stores import rocksdb as faust_rocksdb
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from seqrec.pipeline.serving import internals
@@ -40,6 +41,9 @@ def test_every_hooked_private_attribute_still_exists() -> None:
     assert "if partitions and tp not in partitions" in inspect.getsource(aiokafka.consumer.fetcher.Fetcher.fetched_records)
     assert callable(getattr(faust_aiokafka.Producer, "_ensure_producer", None))
     assert callable(getattr(faust_rocksdb.Store, "_db_for_partition", None))
+    assert isinstance(getattr(faust_aiokafka.Producer, "_transaction_producers", None), dict)
+    assert callable(getattr(faust_aiokafka.Consumer, "force_commit", None))
+    assert 'f"{self.app.conf.id}-{group}-{p}"' in inspect.getsource(faust_consumer.TransactionManager.send)
     assert callable(getattr(aiokafka.client.AIOKafkaClient, "_wait_on_metadata", None))
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
     assert "self._partitioner" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
