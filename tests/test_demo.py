@@ -47,6 +47,12 @@ def test_demo_runs_serves_and_cleans_up(kafka_bootstrap: str, tmp_path: Path) ->
     assert int(summary.group(5)) >= 1, "the demo mixes in malformed events; they must reach the dead-letter topic"
     assert int(summary.group(6)) >= 1, "the demo asks the request API beside the stream"
     assert Path(summary.group(7)).is_file()
+    # The archiver keeps the clicks, and the retrain loop reads them from there.
+    shown = " ".join(result.stdout.split())
+    archived = re.search(r"click archive \(seqrec archive\) │ ([\d,]+) clicks in (\d+) files", shown)
+    assert archived and int(archived.group(1).replace(",", "")) > 0, shown[-2000:]
+    assert list((workdir / "archive").rglob("date=*/*.parquet"))
+    assert re.search(r"last retrain \(from the archive\) │ [\d,]+ clicks trained", shown), shown[-2000:]
     # kafka-python's own warnings go to a file, not between the live figures.
     assert "kafka.net" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
     assert not processes_mentioning(str(workdir)), "the demo left a worker or retrain process running"

@@ -1,8 +1,8 @@
 """`seqrec demo`: the whole system on one machine, with live figures.
 
 Starts (or finds) a broker, trains a first model on the older half of a click log (synthetic
-unless --data), starts a worker that follows the model store, a retraining loop on the clicks
-topic, and replays the log: the older half as fast as possible (users' histories), the newer half
+unless --data), starts a worker that follows the model store, an archiver that keeps the clicks
+topic as Parquet, a retraining loop that reads that archive, and replays the log: the older half as fast as possible (users' histories), the newer half
 on its schedule. Everything it started is stopped at the end, also on Ctrl-C.
 """
 
@@ -49,6 +49,7 @@ from seqrec.pipeline.lifecycle.retrain import retrain_once
 from seqrec.pipeline.settings import KafkaSecuritySettings, KafkaSettings, Settings, load_settings
 from seqrec.pipeline.serving.source import ClickEvent
 from seqrec.pipeline.serving.worker import ensure_topics
+from seqrec.pipeline.storage.click_window import archived_counts
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class LiveStats:
     backlog_answered: int = 0
     caught_up_ms: int | None = None  # when the backlog's last answer came
     asked: str = "-"  # the request API's latest answer for the demo's user, as shown
+    archived: str = "-"  # what the click archive holds, as shown
+    last_retrain: str = "-"  # the retrain loop's latest outcome line
     request_answers: int = 0  # 200s of the request API
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -156,6 +159,8 @@ class LiveStats:
                 "versions_seen": len(self.versions),
                 "dead_letters": self.dead_letters,
                 "asked": self.asked,
+                "archived": self.archived,
+                "last_retrain": self.last_retrain,
                 "request_answers": self.request_answers,
             }
 
@@ -171,6 +176,8 @@ def _table(s: dict) -> Table:
         ("model version", f"{s['model_version']} ({s['versions_seen']} seen)"),
         ("dead letters", f"{s['dead_letters']:,}"),
         ("on request (GET /users/.../recommendations)", s["asked"]),
+        ("click archive (seqrec archive)", s["archived"]),
+        ("last retrain (from the archive)", s["last_retrain"]),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -227,6 +234,19 @@ def _ask_periodically(url: str, user_id: str, stats: LiveStats, stop: threading.
                 stats.request_answers += 1
         with stats.lock:
             stats.asked = shown
+
+
+def _watch_archive(url: str, retrain_log: Path, stats: LiveStats, stop: threading.Event, every_s: float = 2.0) -> None:
+    """What the archive holds and what the retrain loop last did with it, for the table."""
+    while not stop.wait(every_s):
+        files, clicks, days = archived_counts(url)
+        outcomes = [line for line in retrain_log.read_text(errors="replace").splitlines()
+                    if line.startswith(("retrain:", "retrain failed:"))] if retrain_log.exists() else []
+        with stats.lock:
+            stats.archived = f"{clicks:,} clicks in {files} files, {days} day{'s' * (days != 1)}" if files else "no file yet"
+            if outcomes:  # "N clicks trained, M held out: published V (...) in 2 s"
+                what, _, verdict = outcomes[-1].removeprefix("retrain: ").partition("; ")
+                stats.last_retrain = f"{what}: {verdict.rsplit(': ', 1)[-1]}" if verdict else what
 
 
 @contextlib.contextmanager
@@ -308,9 +328,19 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
 
         retrain_log = open(workdir / "retrain.log", "ab")
         stack.callback(retrain_log.close)
+        archive = workdir / "archive"
+        archive_log = open(workdir / "archive.log", "ab")
+        stack.callback(archive_log.close)
+        archiver = subprocess.Popen(
+            [sys.executable, "-m", "seqrec.pipeline.cli", "archive", "--url", str(archive), "--topic",
+             settings.kafka.clicks_topic, "--bootstrap", bootstrap, "--group", f"{settings.app_id}-archive",
+             "--max-file-seconds", "2"],
+            stdout=archive_log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **child_env})
+        stack.callback(_terminate, archiver)
+        # Each run reads the archive the archiver keeps (the clicks topic's retention does not matter).
         retrainer = subprocess.Popen(
-            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--topic",
-             settings.kafka.clicks_topic, "--bootstrap", bootstrap, "--interval", str(options.retrain_interval_s),
+            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--archive",
+             str(archive), "--interval", str(options.retrain_interval_s),
              "--epochs", "3", "--tolerance", "0.01"],
             stdout=retrain_log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "OMP_NUM_THREADS": "1", **child_env})  # leave the other core to the worker
@@ -324,6 +354,10 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
                                                                  stats, stop), daemon=True)
         asker.start()
         stack.callback(asker.join, 10)
+        watcher = threading.Thread(target=_watch_archive, args=(str(archive), workdir / "retrain.log", stats, stop),
+                                   daemon=True)
+        watcher.start()
+        stack.callback(watcher.join, 10)
         stack.callback(stop.set)
 
         def on_send(click: ClickEvent) -> None:

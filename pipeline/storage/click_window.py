@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from seqrec.pipeline.serving.source import ClickEvent
@@ -97,6 +98,17 @@ def window_files(url: str, window: TimeWindow) -> tuple[object, str, list[str]]:
     return fs, root, files
 
 
+def archived_counts(url: str) -> tuple[int, int, int]:
+    """(data files, clicks, dates) the archive holds, from the Parquet footers alone; zeros when
+    there is no archive yet."""
+    try:
+        fs, _, files = window_files(url, TimeWindow())
+    except StorageError:
+        return 0, 0, 0
+    clicks = sum(pq.ParquetFile(f, filesystem=fs).metadata.num_rows for f in files)
+    return len(files), clicks, len({f.rsplit("date=", 1)[1].split("/", 1)[0] for f in files})
+
+
 def iter_window(url: str, window: TimeWindow, *, progress: bool = False) -> Iterator[ClickEvent]:
     """The window's clicks, each event id once, in archive order (by date, then file)."""
     fs, root, files = window_files(url, window)
@@ -128,4 +140,4 @@ def read_window(url: str, window: TimeWindow, *, progress: bool = False) -> list
     return clicks
 
 
-__all__ = ["TimeWindow", "iter_window", "read_window", "window_files"]
+__all__ = ["TimeWindow", "archived_counts", "iter_window", "read_window", "window_files"]
