@@ -10,6 +10,8 @@ Layout (tensors in, tensors out; no I/O, no device moves):
       -> item embedding * sqrt(D) + learned position embedding, dropout, padded rows zeroed
       -> n_blocks x [LayerNorm -> attention (model.attention registry) -> dropout -> residual
                      -> LayerNorm -> point-wise FFN -> residual], padded rows zeroed after each block
+         (block "ligr": each residual update is multiplied by sigmoid(Linear(residual stream));
+          ffn "swiglu": the FFN is W2(silu(W1 x) * W3 x) instead of W2 relu(W1 x))
       -> final LayerNorm, padded rows zeroed
       -> scores = hidden @ item_embedding.T (tied output)
 
@@ -21,6 +23,13 @@ Departures from the paper, all deliberate:
   position `max_len`, whatever length the batch is padded to. A history padded to 50 or to 200 gives
   the same scores, which serving relies on (it pads each batch only to its longest history).
 - The padding logit (index 0) is -inf in every score and loss.
+
+Options beside the paper's block (ModelConfig.block / .ffn; the defaults are the paper's layout):
+- "ligr": LiGR's gated residual (Borisyuk et al., "From Features to Transformers: Redefining Ranking
+  for Scalable Impact", 2025), as eSASRec uses it (Tikhonov et al., RecSys 2025): x + sigmoid(G x) * f(LN x),
+  the gate reading the un-normalised residual stream, one D x D gate per sub-layer.
+- "swiglu": Shazeer, "GLU Variants Improve Transformer", 2020. Hidden size D as in SASRec's FFN (ours;
+  eSASRec uses 4D): half again the FFN's weights, for a serving cost close to today's.
 """
 
 from __future__ import annotations
@@ -35,9 +44,25 @@ from torch import nn
 from seqrec.model.attention import build_attention
 from seqrec.model.config import ModelConfig
 
-__all__ = ["OBJECTIVES", "LossOutput", "SASRec"]
+__all__ = ["NEGATIVE_MIXES", "OBJECTIVES", "LossOutput", "SASRec", "cross_entropy"]
 
 OBJECTIVES = ("ce", "bce")  # softmax cross-entropy (full or sampled), or SASRec's binary cross-entropy
+# Where sampled softmax draws its negatives: the catalogue uniformly, the batch's own targets (so in
+# proportion to their frequency), or half of each (mixed negative sampling, as eSASRec and gSASRec).
+NEGATIVE_MIXES = ("uniform", "inbatch", "mixed")
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Mean softmax cross-entropy of logits (M, C) against class indices (M,), with label smoothing as
+    torch defines it — (1 - s) * NLL + s * mean over classes of -log p — except that classes whose
+    logit is -inf (padding, masked accidental hits) are left out of the mean: torch's would be inf."""
+    if smoothing == 0.0:
+        return F.cross_entropy(logits, target)
+    logp = F.log_softmax(logits, dim=-1)  # (M, C)
+    nll = -logp.gather(1, target[:, None]).squeeze(1)  # (M,)
+    allowed = torch.isfinite(logits)  # (M, C)
+    uniform = -logp.masked_fill(~allowed, 0.0).sum(-1) / allowed.sum(-1)  # (M,)
+    return ((1.0 - smoothing) * nll + smoothing * uniform).mean()
 
 
 @dataclass
@@ -60,14 +85,39 @@ class PointWiseFeedForward(nn.Module):
         return self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
 
 
+class SwiGLUFeedForward(nn.Module):
+    """W2(silu(W1 x) * W3 x), hidden size D, with dropout where the ReLU FFN has it."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, config.d_model)  # gate branch
+        self.fc3 = nn.Linear(config.d_model, config.d_model)  # value branch
+        self.fc2 = nn.Linear(config.d_model, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, L, D)
+        return self.dropout(self.fc2(self.dropout(F.silu(self.fc1(x)) * self.fc3(x))))
+
+
+FFN_CLASSES = {"relu": PointWiseFeedForward, "swiglu": SwiGLUFeedForward}
+
+
 class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.ln_attn = nn.LayerNorm(config.d_model)
         self.attn = build_attention(config)
         self.ln_ffn = nn.LayerNorm(config.d_model)
-        self.ffn = PointWiseFeedForward(config)
+        self.ffn = FFN_CLASSES[config.ffn](config)
         self.dropout = nn.Dropout(config.dropout)
+        # LiGR: one gate per residual update; None keeps the plain residual (and today's state dict).
+        gated = config.block == "ligr"
+        self.gate_attn = nn.Linear(config.d_model, config.d_model) if gated else None
+        self.gate_ffn = nn.Linear(config.d_model, config.d_model) if gated else None
+
+    @staticmethod
+    def _residual(x: torch.Tensor, update: torch.Tensor, gate: nn.Linear | None) -> torch.Tensor:
+        return x + (update if gate is None else torch.sigmoid(gate(x)) * update)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor, return_weights: bool = False,
                 target: torch.Tensor | None = None, last_query: bool = False):
@@ -75,8 +125,8 @@ class Block(nn.Module):
         a = self.attn(self.ln_attn(x), valid, return_weights=return_weights, target=target, last_query=last_query)
         if last_query:
             x, valid = x[:, -1:], valid[:, -1:]
-        x = x + self.dropout(a.out)  # (B, L, D), or (B, 1, D)
-        x = x + self.ffn(self.ln_ffn(x))
+        x = self._residual(x, self.dropout(a.out), self.gate_attn)  # (B, L, D), or (B, 1, D)
+        x = self._residual(x, self.ffn(self.ln_ffn(x)), self.gate_ffn)
         return x * valid[..., None], a
 
 
@@ -152,13 +202,19 @@ class SASRec(nn.Module):
         logits[..., 0] = float("-inf")
         return logits
 
-    def loss(self, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 0, objective: str = "ce") -> LossOutput:
+    def loss(self, items: torch.Tensor, targets: torch.Tensor, n_negatives: int = 0, objective: str = "ce",
+             negative_mix: str = "uniform", logq: bool = False, label_smoothing: float = 0.0) -> LossOutput:
         """Next-item training loss at every non-padded target position.
 
         items, targets: (B, L) long, targets[b, t] is the item after items[b, t] (0 = no target).
         objective "ce", n_negatives = 0: full softmax cross-entropy over the whole catalogue (SASRec+).
-        objective "ce", n_negatives > 0: sampled softmax against that many uniform negatives per
-        position, shared across the batch's positions, with accidental hits of the positive masked out.
+        objective "ce", n_negatives > 0: sampled softmax against that many negatives, shared across the
+        batch's positions, drawn as `negative_mix` says (`_negatives`), with accidental hits of the
+        positive masked out. `logq` subtracts from each negative's logit the log of its expected count
+        among the draws (`_negatives`), so that the negatives' sum estimates the full softmax's
+        denominator without the popularity bias of in-batch sampling; the positive stays as it is.
+        `label_smoothing` (ce only): `cross_entropy` over the catalogue, or over the positive and the
+        unmasked negatives.
         objective "bce": the original SASRec loss, binary cross-entropy of the positive against one
         uniform negative drawn per position (an accidental hit contributes no negative term).
         """
@@ -166,6 +222,8 @@ class SASRec(nn.Module):
             raise ValueError(f"items {tuple(items.shape)} and targets {tuple(targets.shape)} differ in shape")
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if negative_mix not in NEGATIVE_MIXES:
+            raise ValueError(f"negative_mix must be one of {NEGATIVE_MIXES}, got {negative_mix!r}")
         hidden, aux = self.encode(items, targets)
         keep = targets != 0  # (B, L)
         h = hidden[keep]  # (M, D)
@@ -179,16 +237,33 @@ class SASRec(nn.Module):
             neg_loss = F.softplus(neg_logit) * (neg != y)  # -log(1 - sigmoid(s)) = softplus(s)
             ce = (F.softplus(-pos_logit) + neg_loss).mean()
         elif n_negatives <= 0:
-            ce = F.cross_entropy(self._logits(h).float(), y)
+            ce = cross_entropy(self._logits(h).float(), y, label_smoothing)
         else:
-            neg = torch.randint(1, self.config.n_items + 1, (n_negatives,), device=h.device)  # (N,)
-            w_pos = self.item_emb(y)  # (M, D)
-            pos_logit = (h * w_pos).sum(-1, keepdim=True)  # (M, 1)
+            neg, log_expected = self._negatives(y, n_negatives, negative_mix)  # (N,), (N,)
+            pos_logit = (h * self.item_emb(y)).sum(-1, keepdim=True)  # (M, 1)
             neg_logit = h @ self.item_emb(neg).T  # (M, N)
+            if logq:
+                neg_logit = neg_logit - log_expected.to(neg_logit.dtype)
             neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], float("-inf"))
             logits = torch.cat([pos_logit, neg_logit], dim=1).float()
-            ce = F.cross_entropy(logits, torch.zeros_like(y))
+            ce = cross_entropy(logits, torch.zeros_like(y), label_smoothing)
         return LossOutput(total=ce + aux, ce=ce, aux=aux)
+
+    def _negatives(self, y: torch.Tensor, n: int, mix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """n negatives for sampled softmax given the batch's targets y (M,): (items (n,), log of each
+        one's expected count among the n draws (n,), the logQ term). Uniform draws come first (so a
+        uniform-only batch draws exactly what it did before the other mixes existed), then in-batch
+        draws: targets picked at random positions of the batch, an item with probability
+        q = (its count in y) / M. Expected count of an item drawn by a sampler with probability q:
+        n * q, whichever half drew it (each half's estimate of the denominator is weighted by its share
+        of the draws, which puts the same n in both)."""
+        n_inbatch = {"uniform": 0, "inbatch": n, "mixed": n // 2}[mix]
+        n_items = self.config.n_items
+        uniform = torch.randint(1, n_items + 1, (n - n_inbatch,), device=y.device)  # (n - n_inbatch,)
+        picked = y[torch.randint(0, y.shape[0], (n_inbatch,), device=y.device)]  # (n_inbatch,)
+        q_inbatch = torch.bincount(y, minlength=n_items + 1)[picked].float() / y.shape[0]
+        q = torch.cat([torch.full(uniform.shape, 1.0 / n_items, device=y.device), q_inbatch])
+        return torch.cat([uniform, picked]), torch.log(n * q)
 
     def score_last(self, items: torch.Tensor) -> torch.Tensor:
         """items (B, L) left-padded -> (B, n_items + 1) scores of the next item, from the last position

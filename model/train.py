@@ -32,13 +32,15 @@ from seqrec.model.data import ItemMap, SequenceDataset, Split, item_categories, 
 from seqrec.model.errors import CheckpointError, DataError
 from seqrec.model.evaluate import evaluate_split
 from seqrec.model.inference import default_device
-from seqrec.model.sasrec import OBJECTIVES, SASRec
+from seqrec.model.sasrec import NEGATIVE_MIXES, OBJECTIVES, SASRec
 
-__all__ = ["TrainConfig", "TrainResult", "train", "training_tensors"]
+__all__ = ["SCHEDULES", "TRAINING_OPTIONS", "TrainConfig", "TrainResult", "lr_factor", "train", "training_tensors",
+           "with_training_options"]
 
 log = logging.getLogger(__name__)
 
 SELECT_METRIC = "NDCG@10"
+SCHEDULES = ("constant", "cosine")  # the learning rate after warm-up: constant, or cosine decay to 0 at the last epoch
 
 
 @dataclass(frozen=True)
@@ -63,22 +65,80 @@ class TrainConfig:
     eval_batch_size: int = 512
     grad_clip: float | None = None
     progress: bool = True  # tqdm bar
+    # Sampled softmax only (n_negatives > 0): where negatives come from (model.sasrec.NEGATIVE_MIXES),
+    # and whether each negative's logit is corrected by the log of its expected count (logQ).
+    negative_mix: str = "uniform"
+    logq: bool = False
+    label_smoothing: float = 0.0  # softmax cross-entropy only
+    schedule: str = "constant"  # one of SCHEDULES
+    warmup_steps: int = 0  # optimiser steps of linear warm-up from lr / warmup_steps to lr
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective == "bce" and self.n_negatives:
             raise ValueError("the bce objective draws one negative per position; n_negatives is for sampled softmax")
+        if self.negative_mix not in NEGATIVE_MIXES:
+            raise ValueError(f"negative_mix must be one of {', '.join(NEGATIVE_MIXES)}, got {self.negative_mix!r}")
+        sampled = self.objective == "ce" and self.n_negatives > 0
+        if not sampled and (self.negative_mix != "uniform" or self.logq):
+            raise ValueError("negative_mix and logq are for sampled softmax (objective ce with n_negatives > 0)")
+        if self.negative_mix == "mixed" and self.n_negatives < 2:
+            raise ValueError("the mixed negative sampling draws half in-batch, half uniform: n_negatives >= 2")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.objective != "ce":
+            raise ValueError("label_smoothing is for softmax cross-entropy, not the bce objective")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.lr_plateau_patience is not None and (self.schedule != "constant" or self.warmup_steps):
+            raise ValueError("lr_plateau_patience lowers the rate on a plateau; it cannot be combined with a "
+                             "schedule or warm-up, which set the rate every step")
 
     @property
     def loss_label(self) -> str:
-        """The loss as results name it: "ce", "bce" or "sampled:N"."""
+        """The loss as results name it: "ce", "bce", "sampled:N" (uniform negatives), or
+        "sampled:N:<mix>[+logq]"; label smoothing adds ":ls<X>"."""
         if self.objective == "bce":
             return "bce"
-        return f"sampled:{self.n_negatives}" if self.n_negatives > 0 else "ce"
+        label = f"sampled:{self.n_negatives}" if self.n_negatives > 0 else "ce"
+        if self.negative_mix != "uniform" or self.logq:
+            label += f":{self.negative_mix}" + ("+logq" if self.logq else "")
+        return label + (f":ls{self.label_smoothing:g}" if self.label_smoothing else "")
+
+    def loss_options(self) -> dict[str, Any]:
+        """The keyword arguments of SASRec.loss that this config sets."""
+        return {"n_negatives": self.n_negatives, "objective": self.objective, "negative_mix": self.negative_mix,
+                "logq": self.logq, "label_smoothing": self.label_smoothing}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# What a model was trained with, beside its shape (ModelConfig travels in the checkpoint itself): the
+# fields a later training of the same model (`seqrec retrain`) keeps, read from the checkpoint's
+# extra["train_config"].
+TRAINING_OPTIONS = ("objective", "n_negatives", "negative_mix", "logq", "label_smoothing", "schedule", "warmup_steps")
+
+
+def with_training_options(cfg: TrainConfig, saved: dict[str, Any] | None) -> TrainConfig:
+    """`cfg` with the TRAINING_OPTIONS of a saved train config (a checkpoint's extra["train_config"]);
+    a field the saved config lacks (a checkpoint older than that field) keeps `cfg`'s value."""
+    return replace(cfg, **{k: saved[k] for k in TRAINING_OPTIONS if k in (saved or {})})
+
+
+def lr_factor(step: int, schedule: str, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) as a multiple of the configured rate:
+    linear warm-up over the first `warmup_steps` steps ((step + 1) / warmup_steps, so the first step
+    does move), then 1 ("constant") or a cosine from 1 down to 0 at `total_steps` ("cosine")."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -208,6 +268,7 @@ def train(
 
     steps_per_epoch = math.ceil(inputs.shape[0] / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
+    scheduled = cfg.schedule != "constant" or cfg.warmup_steps > 0  # else the rate is the optimiser's own
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     common = dict(data_fingerprint=fingerprint, item_popularity=popularity)
     started = time.monotonic()
@@ -231,8 +292,12 @@ def train(
             width = int((x != 0).sum(dim=1).max())
             x, y = x[:, -width:], y[:, -width:]
             model.set_training_progress(((epoch - 1) * steps_per_epoch + step) / total_steps)
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * lr_factor((epoch - 1) * steps_per_epoch + step, cfg.schedule,
+                                                     cfg.warmup_steps, total_steps)
             with _autocast(device, cfg.amp):
-                out = model.loss(x, y, n_negatives=cfg.n_negatives, objective=cfg.objective)
+                out = model.loss(x, y, **cfg.loss_options())
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             if cfg.grad_clip:

@@ -8,10 +8,15 @@ from pathlib import Path
 
 import click
 
+from seqrec.model.config import BLOCKS, FFNS
 from seqrec.model.data import FORMATS, ItemMap, item_categories, leave_one_out, load_dataset
 from seqrec.model.errors import DataError
+from seqrec.model.sasrec import NEGATIVE_MIXES
+from seqrec.model.train import SCHEDULES
 
 log = logging.getLogger(__name__)
+
+DEFAULT_NEGATIVES = 256  # --loss sampled without --negatives: about 2 % of beauty's 12,101 items
 
 _METRIC_ORDER = ("HR", "NDCG", "MRR", "CC", "ILD", "Coverage")
 
@@ -63,11 +68,30 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.2, show_default=True)
 @click.option("--attention-option", "attention_options", multiple=True, metavar="KEY=JSON",
               help="An option of the attention kind, e.g. --attention-option beta_cap=0.1 (repeatable; see docs/genatt.md).")
-@click.option("--loss", "objective", type=click.Choice(["ce", "bce"]), default="ce", show_default=True,
-              help="ce: softmax cross-entropy (full, or sampled with --negatives); bce: the original SASRec "
-                   "loss, binary cross-entropy against one random negative per position.")
-@click.option("--negatives", type=click.IntRange(min=0), default=0, show_default=True,
-              help="With --loss ce: 0 = full cross-entropy over all items; N = sampled softmax with N negatives.")
+@click.option("--block", type=click.Choice(BLOCKS), default="sasrec", show_default=True,
+              help="sasrec: pre-LN residual blocks; ligr: the same with a sigmoid gate on each residual update "
+                   "(LiGR, as in eSASRec). Kept in the checkpoint.")
+@click.option("--ffn", type=click.Choice(FFNS), default="relu", show_default=True,
+              help="Feed-forward of each block: relu (SASRec's) or swiglu (gated SiLU, hidden size d-model). "
+                   "Kept in the checkpoint.")
+@click.option("--loss", type=click.Choice(["full", "sampled", "bce"]), default="full", show_default=True,
+              help="full: softmax cross-entropy over the whole catalogue; sampled: softmax over the positive and "
+                   "--negatives sampled items; bce: the original SASRec loss, binary cross-entropy against one "
+                   "random negative per position.")
+@click.option("--negatives", type=click.IntRange(min=1), default=None,
+              help=f"With --loss sampled: negatives per batch, shared by its positions [default: {DEFAULT_NEGATIVES}].")
+@click.option("--negative-mix", type=click.Choice(NEGATIVE_MIXES), default=None,
+              help="With --loss sampled: draw negatives from the catalogue uniformly, from the batch's own targets "
+                   "(in proportion to their frequency), or half and half (mixed) [default: uniform].")
+@click.option("--logq", is_flag=True,
+              help="With --loss sampled: subtract from each negative's logit the log of its expected count among "
+                   "the draws (logQ correction of the sampling bias).")
+@click.option("--label-smoothing", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+              show_default=True, help="Label smoothing of the softmax cross-entropy (full or sampled).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+              help="Learning rate after warm-up: constant, or cosine decay to 0 at the last of --epochs.")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optimiser steps of linear learning-rate warm-up (0 = none).")
 @click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
               help="Validations without a better NDCG@10 before stopping.")
 @click.option("--lr-plateau-patience", type=click.IntRange(min=1), default=None,
@@ -85,9 +109,13 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
               help="Continue from a last.pt (same data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, weight_decay, max_len, d_model, heads,
-          blocks, dropout, attention_options, objective, negatives, patience, lr_plateau_patience, lr_plateau_factor,
-          eval_every, include_seen, max_minutes, seed, device, threads, resume, no_progress) -> None:
-    """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10."""
+          blocks, dropout, attention_options, block, ffn, loss, negatives, negative_mix, logq, label_smoothing,
+          schedule, warmup_steps, patience, lr_plateau_patience, lr_plateau_factor, eval_every, include_seen,
+          max_minutes, seed, device, threads, resume, no_progress) -> None:
+    """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10.
+
+    The model's shape (--block, --ffn, ...) is kept in the checkpoint's config and the loss and
+    schedule options in its train config, so `seqrec retrain` trains the model on as it was trained."""
     import torch
 
     from seqrec.model.attention import attention_kinds
@@ -108,19 +136,25 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
             options[key] = value
     if d_model % heads:
         raise click.BadParameter(f"--d-model {d_model} is not divisible by --heads {heads}", param_hint="--heads")
+    if loss != "sampled" and (negatives is not None or negative_mix is not None or logq):
+        raise click.UsageError("--negatives, --negative-mix and --logq are for --loss sampled")
+    try:  # a combination the configs refuse is one line, before the data is read
+        model_config = ModelConfig(n_items=1, max_len=max_len, d_model=d_model, n_heads=heads, n_blocks=blocks,
+                                   dropout=dropout, attention=attention, attention_options=options, block=block,
+                                   ffn=ffn)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                          objective="bce" if loss == "bce" else "ce",
+                          n_negatives=(negatives or DEFAULT_NEGATIVES) if loss == "sampled" else 0,
+                          negative_mix=negative_mix or "uniform", logq=logq, label_smoothing=label_smoothing,
+                          schedule=schedule, warmup_steps=warmup_steps,
+                          patience=patience, lr_plateau_patience=lr_plateau_patience,
+                          lr_plateau_factor=lr_plateau_factor, eval_every=eval_every, exclude_seen=not include_seen,
+                          max_minutes=max_minutes, seed=seed, device=device, progress=not no_progress)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if threads:
         torch.set_num_threads(threads)
     dataset = _load(data, fmt, attributes)
-    model_config = ModelConfig(n_items=1, max_len=max_len, d_model=d_model, n_heads=heads, n_blocks=blocks,
-                               dropout=dropout, attention=attention, attention_options=options)
-    if objective == "bce" and negatives:
-        raise click.BadParameter("--loss bce draws one negative per position; --negatives is for --loss ce",
-                                 param_hint="--negatives")
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, n_negatives=negatives,
-                      objective=objective,
-                      patience=patience, lr_plateau_patience=lr_plateau_patience,
-                      lr_plateau_factor=lr_plateau_factor, eval_every=eval_every, exclude_seen=not include_seen,
-                      max_minutes=max_minutes, seed=seed, device=device, progress=not no_progress)
     result = run_training(dataset, model_config, cfg, out_dir, resume=resume)
     seen = "included" if include_seen else "excluded"
     other = "excluded" if include_seen else "included"
