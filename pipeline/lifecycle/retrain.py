@@ -28,7 +28,7 @@ from seqrec.model.checkpoint import load_checkpoint
 from seqrec.model.config import ModelConfig
 from seqrec.model.data import SequenceDataset, sequences_from_clicks
 from seqrec.model.inference import Recommender
-from seqrec.model.train import TrainConfig, train
+from seqrec.model.train import TrainConfig, train, with_training_options
 from seqrec.model.warmstart import grow_model
 from seqrec.pipeline.kafka_security import open_client
 from seqrec.pipeline.lifecycle.model_store import ModelStore
@@ -137,6 +137,8 @@ def retrain_once(
         work = Path(wd)
         serving_version = store.latest()
         serving = load_checkpoint(store.checkpoint_path(serving_version)) if serving_version else None
+        if serving is not None:  # train on with the serving model's loss and schedule (issue 31)
+            train_config = with_training_options(train_config, serving.extra.get("train_config"))
         train_part = clicks_to_dataset(clicks[:cut])
         init = grow_model(serving.model, serving.item_map, train_part.item_ids()) if serving and warm_start else None
         if init is None and model_config is None:
