@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 from seqrec.model.checkpoint import load_checkpoint
-from seqrec.model.config import ModelConfig
+from seqrec.model.config import BLOCKS, FFNS, ModelConfig
 from seqrec.model.data import ItemMap, item_categories, leave_one_out, load_dataset
 from seqrec.model.evaluate import evaluate_split
-from seqrec.model.train import TrainConfig, train
+from seqrec.model.sasrec import NEGATIVE_MIXES
+from seqrec.model.train import SCHEDULES, TrainConfig, train
 
 KEEP = ("HR@10", "NDCG@10", "MRR@10", "CC@10", "ILD@10", "Coverage@10")
 
@@ -57,6 +58,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     ap.add_argument("--loss", choices=("ce", "bce"), default="ce", help="ce: softmax cross-entropy; bce: SASRec's original loss")
     ap.add_argument("--negatives", type=int, default=0, help="with --loss ce: 0 = full cross-entropy, N = sampled softmax")
+    ap.add_argument("--negative-mix", choices=NEGATIVE_MIXES, default="uniform", help="with --negatives: where negatives come from")
+    ap.add_argument("--logq", action="store_true", help="with --negatives: logQ correction of the negatives' logits")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the softmax cross-entropy")
+    ap.add_argument("--block", choices=BLOCKS, default="sasrec", help="sasrec (pre-LN residual) or ligr (gated residual)")
+    ap.add_argument("--ffn", choices=FFNS, default="relu", help="feed-forward: relu or swiglu")
+    ap.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning rate after warm-up")
+    ap.add_argument("--warmup-steps", type=int, default=0, help="optimiser steps of linear learning-rate warm-up")
     ap.add_argument("--seed", type=int, default=42, help="seeds initialisation, batch order and sampling")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (two runs at a time on two cores: 1 each)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -76,9 +84,11 @@ def main() -> None:
     dataset = load_dataset(args.data)
     item_map = ItemMap.from_items(dataset.item_ids())
     config = ModelConfig(n_items=len(item_map), max_len=args.max_len, d_model=args.d_model, n_blocks=args.n_blocks,
-                         dropout=args.dropout, attention=args.attention, attention_options=dict(args.option))
+                         dropout=args.dropout, attention=args.attention, attention_options=dict(args.option),
+                         block=args.block, ffn=args.ffn)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                      objective=args.loss, n_negatives=args.negatives,
+                      objective=args.loss, n_negatives=args.negatives, negative_mix=args.negative_mix, logq=args.logq,
+                      label_smoothing=args.label_smoothing, schedule=args.schedule, warmup_steps=args.warmup_steps,
                       eval_every=args.eval_every, max_minutes=args.max_minutes, seed=args.seed, device=args.device,
                       progress=False)
     started = time.monotonic()
