@@ -148,20 +148,20 @@ def verdict_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_tables(tables: dict[str, str], files: list[Path]) -> None:
+def write_tables(tables: dict[str, str], files: list[Path], markers: dict[str, tuple[str, str]] = MARKERS) -> None:
     """Replace each table between its markers in every file that has them; every file must hold at least
     one table and every table must land in at least one file (checked before anything is written), so
-    that a lost marker is an error rather than a stale table."""
+    that a lost marker is an error rather than a stale table. `markers`: each table's (begin, end)."""
     updated: dict[Path, tuple[str, list[str]]] = {}
     for path in files:
         if not path.is_file():
             sys.exit(f"genatt_table: --write {path}: no such file")
         doc = path.read_text()
-        present = [name for name, (begin, end) in MARKERS.items() if begin in doc and end in doc]
+        present = [name for name, (begin, end) in markers.items() if begin in doc and end in doc]
         if not present:
             sys.exit(f"genatt_table: {path} has none of the tables' markers")
         for name in present:
-            begin, end = MARKERS[name]
+            begin, end = markers[name]
             head, rest = doc.split(begin, 1)
             doc = f"{head}{begin}\n{tables[name]}\n{end}{rest.split(end, 1)[1]}"
         updated[path] = doc, present
