@@ -15,8 +15,9 @@ Responses, each one JSON object (an error is `{"error": "<one line>"}`):
   never the history.
 - 400: a bad k (not an integer in 1..MAX_K) or user id (1-128 characters, as in a click).
 - 401: `serving.api_token` (or its file) is set and the request lacks `Authorization: Bearer <it>`.
-- 503 with `Retry-After`: rebalancing, recovering the table, the broker unreachable, the owner
-  unknown or unreachable, or the batcher too busy; never a list from a stale or missing history.
+- 503 with `Retry-After`: starting, rebalancing, recovering the table, the broker unreachable, the
+  owner unknown or unreachable, or the batcher too busy; never a list from a stale or missing history.
+- 500: the model raised on the request's batch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import uuid
 from typing import Any
 
 import aiohttp
+from aiokafka.errors import KafkaError
+from faust.exceptions import NotReady
 from faust.types import TP
 from faust.web import View
 from faust.web.exceptions import ServiceUnavailable
@@ -48,6 +51,7 @@ MAX_K = 100  # the largest list a request may ask for
 MAX_USER_ID = 128  # characters, as in schemas/click.v1.json
 RETRY_AFTER_S = 1  # a rebalance or a recovery here takes seconds
 ASK_TIMEOUT_S = 5.0  # longest a request waits for its batch (backpressure) before a 503
+METADATA_WAIT_S = 2.0  # longest a request waits for the changelog's partition count
 # Set on the hop to the owner: the owner answers or says 503, it never forwards again (its view of
 # the assignment may differ from the sender's in the middle of a rebalance).
 FORWARDED = "X-Seqrec-Forwarded"
@@ -98,6 +102,14 @@ def wire_request_api(app: Any, settings: Settings, table: Any, metrics: Metrics,
     clicks_topic = settings.kafka.clicks_topic
     default_k = settings.serving.top_k
 
+    async def table_partition(key: bytes) -> int | None:
+        """The user's partition, once the producer knows the changelog's partitions (Faust's router
+        hashes with them); None while the worker starts or the broker does not answer."""
+        try:
+            return await asyncio.wait_for(partition_for(started_producer(app), changelog, key), METADATA_WAIT_S)
+        except (NotReady, asyncio.TimeoutError, KafkaError):
+            return None
+
     def error(web: Any, status: int, line: str) -> Any:
         metrics.api_requests.labels(str(status)).inc()
         headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
@@ -112,7 +124,9 @@ def wire_request_api(app: Any, settings: Settings, table: Any, metrics: Metrics,
         user_id = request.match_info["user_id"]
         key = user_id.encode("utf-8")
         k = parse_k(request.query.get("k"), default_k)
-        partition = await partition_for(started_producer(app), changelog, key)
+        partition = await table_partition(key)
+        if partition is None:
+            return error(web, 503, "starting, or the broker does not answer")
         refresh_health(app, clicks_topic, health, metrics)  # no await from here to the read
         if health.blocker is not None:
             return error(web, 503, health.blocker)
@@ -149,9 +163,9 @@ def wire_request_api(app: Any, settings: Settings, table: Any, metrics: Metrics,
                 return await answer_here(self, request)
             if app.rebalancing:  # the map of owners is being redrawn
                 return error(self.web, 503, "rebalancing")
+            if await table_partition(user_id.encode("utf-8")) is None:
+                return error(self.web, 503, "starting, or the broker does not answer")
             try:
-                # The producer must know the changelog's partitions before Faust's router hashes.
-                await partition_for(started_producer(app), changelog, user_id.encode("utf-8"))
                 response = await routed(self, request.clone(headers=CIMultiDict(request.headers, **{FORWARDED: "1"})))
             except (ServiceUnavailable, aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 log.info("request for a user of another worker not forwarded: %s", type(exc).__name__)
