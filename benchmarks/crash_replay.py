@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_throughput import AnswerClock, add_inference_argument, make_checkpoint, produce, start_worker, synthetic_stream  # noqa: E402
+from pipeline_throughput import AnswerClock, add_worker_arguments, make_checkpoint, produce, start_worker, synthetic_stream  # noqa: E402
 
 from seqrec.pipeline.devtools.harness import WorkerProcess, consume_until  # noqa: E402
 from seqrec.pipeline.devtools.kafka_local import LocalKafka  # noqa: E402
@@ -214,7 +214,7 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
-    add_inference_argument(p)
+    add_worker_arguments(p)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the last answers")
     p.add_argument("--out", type=Path, help="write the results here as JSON")
     p.add_argument("--raw", type=Path, help="write the last run's send and answer times here as JSON")

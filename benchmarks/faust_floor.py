@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark module
 
-from pipeline_throughput import add_inference_argument, broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
+from pipeline_throughput import add_worker_arguments, broker, make_checkpoint, start_worker, synthetic_stream  # noqa: E402
 
 from seqrec.pipeline.devtools.harness import WorkerProcess, produce_clicks  # noqa: E402
 from seqrec.pipeline.kafka_security import open_client  # noqa: E402
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
-    add_inference_argument(p)
+    add_worker_arguments(p)
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
                    help="default: all, baseline only with --baseline")
     p.add_argument("--baseline", type=Path, default=None, help="checkout to run the baseline worker from")

@@ -117,7 +117,8 @@ class AnswerClock(threading.Thread):
         from kafka import KafkaConsumer
 
         self.consumer = open_client(KafkaConsumer, bootstrap, security, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+                                    enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5,
+                                    isolation_level="read_committed")
         self.consumer.subscribe([topic])
         self.first: dict[str, float] = {}
         self.times: dict[str, list[float]] = {}
@@ -161,7 +162,8 @@ class AioAnswerClock(AnswerClock):
         from aiokafka import AIOKafkaConsumer
 
         consumer = open_client(AIOKafkaConsumer, self.bootstrap, self.security, auto_offset_reset="earliest",
-                               enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5)
+                               enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5,
+                               isolation_level="read_committed")
         consumer.subscribe([self.topic])
         await consumer.start()
         self.subscribed.set()
@@ -209,10 +211,15 @@ def checkout_packages(code: Path, workdir: Path) -> Path:
     return root
 
 
-def add_inference_argument(parser: argparse.ArgumentParser) -> None:
-    """--inference, which `start_worker` passes on to this checkout's workers."""
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """--inference, --guarantee and --commit-interval, which `start_worker` passes on to this
+    checkout's workers."""
     parser.add_argument("--inference", choices=["thread", "process"], default="thread",
                         help="where this checkout's worker runs the model (serving.inference)")
+    parser.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+                        help="the workers' serving.guarantee (answers are read with read_committed either way)")
+    parser.add_argument("--commit-interval", type=float, default=1.0,
+                        help="the workers' kafka.commit_interval_s (under exactly_once: how often answers become visible)")
 
 
 def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace, workdir: Path,
@@ -231,7 +238,9 @@ def start_worker(bootstrap: str, ckpt: Path, app: str, args: argparse.Namespace,
         "--history-len", str(args.history_len), "--standby-replicas", "0",
         "--session-timeout", "6", "--heartbeat-interval", "1",
         "--torch-threads", str(args.torch_threads), "--log-level", "warning",
-        *(["--inference", args.inference] if code is None else []),  # a baseline runs its own default
+        "--commit-interval", str(args.commit_interval),
+        # a baseline runs its own defaults
+        *(["--inference", args.inference, "--guarantee", args.guarantee] if code is None else []),
     ], log_path=workdir / f"{name}.log", web_port=port,
         env={"PYTHONPATH": str(checkout_packages(code, workdir))} if code is not None else None).start()
 
@@ -391,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--history-len", type=int, default=50)
     p.add_argument("--torch-threads", type=int, default=1)
-    add_inference_argument(p)
+    add_worker_arguments(p)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
