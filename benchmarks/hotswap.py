@@ -29,7 +29,7 @@ from seqrec.pipeline.devtools.harness import WorkerProcess
 from seqrec.pipeline.devtools.kafka_local import free_port
 from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, provide_kafka
 from seqrec.pipeline.kafka_security import open_client
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.lifecycle.retrain import retrain_once
 from seqrec.pipeline.settings import load_settings
 from seqrec.pipeline.serving.source import ClickEvent, encode_click
@@ -47,7 +47,7 @@ def tiny_model(out: Path, seed: int) -> Path:
 
 def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
     v1_path, v2_path = tiny_model(tmp / "v1", 1), tiny_model(tmp / "v2", 2)
-    store = DirectoryModelStore(tmp / "store")
+    store = ModelStore(tmp / "store")
     v1 = store.publish(v1_path)
     with provide_kafka(tmp / "kafka") as (bootstrap, source):
         # SEQREC_KAFKA__SECURITY__* describe an external cluster (the worker reads them too).
@@ -57,7 +57,7 @@ def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
         worker = WorkerProcess(
             ["--brokers", bootstrap, "--app-id", app, "--datadir", str(tmp / "w"), "--web-port", str(port),
              "--clicks-topic", f"{app}-clicks", "--recommendations-topic", f"{app}-recs",
-             "--dead-letter-topic", f"{app}-dlq", "--partitions", "4", "--model-store", str(store.root),
+             "--dead-letter-topic", f"{app}-dlq", "--partitions", "4", "--model-store", store.url,
              "--model-poll", "0.5", "--torch-threads", "1"],
             log_path=tmp / "worker.log", web_port=port).start()
         try:
@@ -118,7 +118,7 @@ def swap_under_load(args: argparse.Namespace, tmp: Path) -> dict:
 def retrain_wall_time(path: Path, tmp: Path, epochs: int) -> dict:
     dataset = load_dataset(path)
     clicks = list(clicks_from_rows(interleave_sequences(dataset.users, dataset.sequences)))
-    store = DirectoryModelStore(tmp / "retrain-store")
+    store = ModelStore(tmp / "retrain-store")
     config = TrainConfig(epochs=epochs, patience=epochs, progress=False)
     first = retrain_once(clicks, store, train_config=config, model_config=None, work_dir=tmp / "r1")
     second = retrain_once(clicks, store, train_config=config, work_dir=tmp / "r2")

@@ -29,7 +29,7 @@ from seqrec.model.data import load_timed_clicks
 from seqrec.model.metrics import paired_difference
 from seqrec.model.train import TrainConfig
 from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.evaluation.offline_eval import Cadence, EvalOptions, RunResult, evaluate_in_process
 from seqrec.pipeline.evaluation.report import write_report
 from seqrec.pipeline.lifecycle.retrain import retrain_once
@@ -87,7 +87,7 @@ def main() -> None:
                                   retrain=replace(EvalOptions().retrain, epochs=args.retrain_epochs, seed=seed))
             baselines: dict[str, RunResult] = {}
             for kind in args.kinds:
-                store = DirectoryModelStore(Path(tmp) / f"{kind}-{seed}")
+                store = ModelStore(Path(tmp) / f"{kind}-{seed}")
                 first = retrain_once(clicks[:cut], store, train_config=TrainConfig(epochs=args.epochs, patience=5,
                                                                                    progress=False, seed=seed),
                                      model_config=ModelConfig(n_items=1, max_len=50, attention=kind),

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "SEQREC_"
 ENV_DELIMITER = "__"
 DEFAULT_HISTORY_LEN = 50  # items kept per user: the worker, replay evaluation and the retrain gate
-DEFAULT_MODEL_STORE = Path("models")  # the store `seqrec models` and `retrain` manage when none is set
+DEFAULT_MODEL_STORE = "models"  # the store `seqrec models` and `retrain` manage when none is set
 
 # Names read before each setting had one variable: old name -> the setting it now feeds. Read in
 # place of the SEQREC_ name (never over it), each with a one-line warning; remove in a later release.
@@ -152,10 +152,11 @@ class BatchingSettings(_Group):
 class ServingSettings(_Group):
     checkpoint: Path | None = None
     """model checkpoint to start with (default: the model store's serving version)"""
-    model_store: Path | None = None
-    """model store directory (a shared volume). A worker serves its serving version and hot-swaps to
-    each new one (unset: no store, --checkpoint only); `seqrec models` and `seqrec retrain` manage it
-    (unset: ./models)"""
+    model_store: str | None = None
+    """model store: a directory (a shared volume) or an fsspec URL (file://, s3://, gs://, memory://;
+    credentials from the backend's own environment: AWS_*, GOOGLE_APPLICATION_CREDENTIALS...). A
+    worker serves its serving version and hot-swaps to each new one (unset: no store, --checkpoint
+    only); `seqrec models` and `seqrec retrain` manage it (unset: ./models)"""
     model_poll_s: float = Field(5.0, gt=0)
     """seconds between a worker's looks at the model store's LATEST pointer"""
     device: str | None = None
@@ -193,7 +194,7 @@ class ServingSettings(_Group):
             raise ValueError("set one of api_token and api_token_file")
         return self
 
-    def store_dir(self) -> Path:
+    def store_url(self) -> str:
         """The model store the `models` and `retrain` commands manage."""
         return self.model_store or DEFAULT_MODEL_STORE
 

@@ -225,7 +225,7 @@ def test_worker_environment_is_valid_settings(name: str, monkeypatch: pytest.Mon
         assert value == expected, f"{var}={raw!r} gave {value!r}"
     assert settings.web.enabled and settings.web.host == "0.0.0.0", "Prometheus scrapes from another container"
     assert settings.serving.model_store is not None, "workers follow the shared model store"
-    assert volume_at(service, settings.serving.model_store) is not None
+    assert volume_at(service, Path(settings.serving.model_store)) is not None
     assert volume_at(service, settings.store.datadir) is not None, "RocksDB state on a volume survives restarts"
 
 
@@ -278,7 +278,7 @@ def test_retrain_shares_the_model_store_with_the_workers(monkeypatch: pytest.Mon
     assert set(options) <= declared, f"not options of seqrec retrain: {set(options) - declared}"
     assert float(options["--interval"]) >= 1
     r = settings_from_env(env_of(retrain), monkeypatch)
-    store = Path(options.get("--store") or r.serving.store_dir())
+    store = Path(options.get("--store") or r.serving.store_url())
     store_volume = volume_at(retrain, store)
     assert store_volume is not None, "the retrain job writes its models to a volume"
     for name, service in workers().items():
@@ -287,8 +287,8 @@ def test_retrain_shares_the_model_store_with_the_workers(monkeypatch: pytest.Mon
             "retrain reads the topic the workers serve"
         assert r.kafka.bootstrap_servers == s.kafka.bootstrap_servers
         assert r.store.history_len == s.store.history_len, "the gate keeps histories as the workers do"
-        assert volume_at(service, s.serving.model_store) == store_volume, f"{name} follows another store"
-        assert s.serving.model_store == store, "the same directory inside every container"
+        assert volume_at(service, Path(s.serving.model_store)) == store_volume, f"{name} follows another store"
+        assert Path(s.serving.model_store) == store, "the same directory inside every container"
 
 
 def test_prometheus_scrapes_every_worker(monkeypatch: pytest.MonkeyPatch) -> None:

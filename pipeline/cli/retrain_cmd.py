@@ -18,7 +18,7 @@ from seqrec.pipeline.cli.store_cmd import store_option
 from seqrec.pipeline.cli.options import pass_settings, setting_option
 from seqrec.pipeline.cli.replay_cmd import bootstrap_option
 from seqrec.pipeline.evaluation.clicklog import read_click_log
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.lifecycle.retrain import GatePolicy, read_clicks_topic, retrain_once
 from seqrec.pipeline.serving.source import ClickEvent
 from seqrec.pipeline.settings import Settings
@@ -59,7 +59,7 @@ def retrain(settings: Settings, log_path: Path | None, window: str | None, since
     The new model starts from the serving one (new items get fresh embeddings), is scored against
     it on the most recent clicks it did not train on, and replaces it only when not worse."""
     read_clicks = _click_source(settings, log_path, window, since, until)
-    store = DirectoryModelStore(settings.serving.store_dir())
+    store = ModelStore(settings.serving.store_url())
     policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout,
                         history_len=settings.store.history_len)  # the gate keeps histories as the workers do
     train_config = TrainConfig(epochs=epochs, patience=3, progress=sys.stderr.isatty())  # no bars in log files

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from seqrec.pipeline.cli.options import pass_settings, setting_option
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.settings import Settings
+from seqrec.pipeline.storage.location import redact
 
 # The workers' own setting: `models` and `retrain` manage the store the workers follow.
-store_option = setting_option("--store", setting="serving.model_store",
-                              type=click.Path(file_okay=False, path_type=Path))
+store_option = setting_option("--store", setting="serving.model_store")
 force_option = click.option(
     "--force-incompatible", is_flag=True,
     help="Serve it even if its architecture differs from the serving version's: running workers keep "
@@ -31,7 +31,7 @@ def models() -> None:
 @pass_settings
 def list_versions(settings: Settings, as_json: bool) -> None:
     """List stored versions, oldest first; `*` marks the serving one, `!` an unreadable file."""
-    store = DirectoryModelStore(settings.serving.store_dir())
+    store = ModelStore(settings.serving.store_url())
     latest = store.latest()
     rows = store.versions()
     if as_json:
@@ -40,7 +40,7 @@ def list_versions(settings: Settings, as_json: bool) -> None:
                                 "valid_ndcg@10": r.quality, "error": r.error} for r in rows]))
         return
     if not rows:
-        click.echo(f"no versions in {store.root}")
+        click.echo(f"no versions in {redact(store.url)}")
         return
     for r in rows:
         mark = "*" if r.version == latest else " "
@@ -57,9 +57,9 @@ def list_versions(settings: Settings, as_json: bool) -> None:
 @pass_settings
 def show(settings: Settings, version: str) -> None:
     """Show one version's configuration summary and metrics."""
-    info = DirectoryModelStore(settings.serving.store_dir()).info(version)
+    info = ModelStore(settings.serving.store_url()).info(version)
     click.echo(json.dumps({"version": info.version, "created_at": info.created_at, "attention": info.attention,
-                           "n_items": info.n_items, "metrics": info.metrics, "path": str(info.path)}, indent=2))
+                           "n_items": info.n_items, "metrics": info.metrics, "url": info.url}, indent=2))
 
 
 @models.command()
@@ -73,7 +73,7 @@ def publish(settings: Settings, checkpoint: Path, no_promote: bool, force_incomp
 
     Refused when its architecture differs from the serving version's (running workers would
     refuse it): see --force-incompatible."""
-    store = DirectoryModelStore(settings.serving.store_dir())
+    store = ModelStore(settings.serving.store_url())
     version = store.publish(checkpoint, promote=not no_promote, force_incompatible=force_incompatible)
     click.echo(version)
 
@@ -87,7 +87,7 @@ def promote(settings: Settings, version: str, force_incompatible: bool) -> None:
     """Make a stored version the serving one; running workers hot-swap to it.
 
     Refused when its architecture differs from the serving version's: see --force-incompatible."""
-    DirectoryModelStore(settings.serving.store_dir()).promote(version, force_incompatible=force_incompatible)
+    ModelStore(settings.serving.store_url()).promote(version, force_incompatible=force_incompatible)
     click.echo(f"serving {version}")
 
 
@@ -96,4 +96,4 @@ def promote(settings: Settings, version: str, force_incompatible: bool) -> None:
 @pass_settings
 def rollback(settings: Settings) -> None:
     """Serve the previously promoted version again."""
-    click.echo(f"serving {DirectoryModelStore(settings.serving.store_dir()).rollback()}")
+    click.echo(f"serving {ModelStore(settings.serving.store_url()).rollback()}")

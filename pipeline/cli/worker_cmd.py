@@ -13,7 +13,7 @@ from seqrec.pipeline.settings import Settings
 
 @click.command("worker")
 @setting_option("--checkpoint", setting="serving.checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@setting_option("--model-store", setting="serving.model_store", type=click.Path(file_okay=False, path_type=Path))
+@setting_option("--model-store", setting="serving.model_store")
 @setting_option("--record-dir", setting="record.dir", type=click.Path(file_okay=False, path_type=Path))
 @setting_option("--model-poll", setting="serving.model_poll_s", type=click.FloatRange(min=0.1))
 @setting_option("--brokers", setting="kafka.bootstrap_servers")

@@ -40,7 +40,7 @@ from seqrec.pipeline.devtools.harness import WorkerProcess
 from seqrec.pipeline.devtools.kafka_local import free_port
 from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, provide_kafka
 from seqrec.pipeline.kafka_security import open_client
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.evaluation.offline_eval import RunResult
 from seqrec.pipeline.evaluation.prequential import fitting_window_ms, score_shown_lists
 from seqrec.pipeline.evaluation.replay import replay_to_kafka
@@ -302,7 +302,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
 
         clicks = demo_clicks(options)
         half = len(clicks) // 2
-        store = DirectoryModelStore(workdir / "models")
+        store = ModelStore(workdir / "models")
         with console.status(f"training a first {options.attention} model on {half:,} clicks ..."):
             first = retrain_once(clicks[:half], store, train_config=TrainConfig(epochs=10, patience=3, progress=False),
                                  model_config=ModelConfig(n_items=1, max_len=50, d_model=32, n_heads=2,
@@ -319,7 +319,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
              "--checkpoint", str(store.checkpoint_path(store.latest())), "--session-timeout", "6",
              "--heartbeat-interval", "1", "--torch-threads", "1", "--recommend-api"],
             log_path=workdir / "worker.log", web_port=port,
-            env={"SEQREC_SERVING__MODEL_STORE": str(store.root), "SEQREC_SERVING__MODEL_POLL_S": "2", **child_env},
+            env={"SEQREC_SERVING__MODEL_STORE": store.url, "SEQREC_SERVING__MODEL_POLL_S": "2", **child_env},
         ).start()
         stack.callback(worker.stop)
         with console.status("starting the worker ..."):
@@ -339,7 +339,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> dict:
         stack.callback(_terminate, archiver)
         # Each run reads the archive the archiver keeps (the clicks topic's retention does not matter).
         retrainer = subprocess.Popen(
-            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--archive",
+            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", store.url, "--archive",
              str(archive), "--interval", str(options.retrain_interval_s),
              "--epochs", "3", "--tolerance", "0.01"],
             stdout=retrain_log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -14,6 +14,7 @@ archive and the model store are told where S3 is: never an option, never logged.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -59,11 +60,14 @@ def _wait_until_answering(url: str, process: subprocess.Popen | None = None) -> 
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[S3Server]:
+def moto_server(check_credentials: bool = False) -> Iterator[S3Server]:
+    """moto's S3 server; it takes any key pair unless `check_credentials` (then every key pair is
+    unknown to it: a server that refuses the credentials, for tests of that failure)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if check_credentials else None
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         _wait_until_answering(endpoint, process)
         # moto accepts any key pair; these exist only in this process's test server.

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from seqrec.model.inference import Recommender
 from seqrec.model.train import TrainConfig
 from seqrec.pipeline.kafka_security import open_client
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.evaluation.prequential import PrequentialReport, score_shown_lists, simulate_serving
 from seqrec.pipeline.evaluation.replay import replay_to_kafka
 from seqrec.pipeline.lifecycle.retrain import GatePolicy, retrain_once
@@ -114,7 +114,7 @@ def evaluate_in_process(
     started = time.monotonic()
     k = max(options.ks)
     with tempfile.TemporaryDirectory(prefix="seqrec-eval-") as tmp:
-        store = DirectoryModelStore(Path(tmp) / "store")
+        store = ModelStore(Path(tmp) / "store")
         store.publish(checkpoint)
         recommender = Recommender.from_checkpoint(store.checkpoint_path(store.latest()))
         versions = [(clicks[0].timestamp if clicks else 0, recommender.version)]

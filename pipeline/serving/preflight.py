@@ -12,17 +12,25 @@ import time
 from pathlib import Path
 from typing import IO
 
+from fsspec.implementations.local import LocalFileSystem
+
 from seqrec.pipeline.errors import ConfigError
 from seqrec.pipeline.settings import Settings
+from seqrec.pipeline.storage.location import redact, resolve
 
 LOCK_NAME = "worker.lock"  # inside the data directory; holds the owner's pid
 
 
 def check_model_store(settings: Settings) -> None:
-    store = settings.serving.model_store
-    if store is not None and not store.is_dir():
-        raise ConfigError(f"the model store {store} does not exist: check --model-store "
-                            f"(`seqrec models publish CHECKPOINT --store {store}` creates one)")
+    """A local store must exist (a typo would otherwise wait for a publish that never comes); a
+    remote one answers for itself on the first look."""
+    url = settings.serving.model_store
+    if url is None:
+        return
+    fs, root = resolve(url)
+    if isinstance(fs, LocalFileSystem) and not fs.isdir(root):
+        raise ConfigError(f"the model store {redact(url)} does not exist: check --model-store "
+                          f"(`seqrec models publish CHECKPOINT --store {redact(url)}` creates one)")
 
 
 def lock_datadir(datadir: Path) -> IO[str]:

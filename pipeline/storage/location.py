@@ -5,14 +5,17 @@ option; messages show a URL only through `redact`, so a secret written into it n
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import fsspec
 from fsspec import AbstractFileSystem
 
 from seqrec.pipeline.errors import SeqrecError
 
-_USERINFO = re.compile(r"^([a-zA-Z][\w+.-]*://)[^/@]*@")
+# Not anchored: it also cleans URLs inside a backend's error message.
+_USERINFO = re.compile(r"([a-zA-Z][\w+.-]*://)[^/\s]*@")  # up to the last @: a password may hold one
 
 
 class StorageError(SeqrecError):
@@ -20,7 +23,7 @@ class StorageError(SeqrecError):
 
 
 def redact(url: str) -> str:
-    """`url` without the user:password@ part, fit for a message."""
+    """`url` (or a text holding URLs) without the user:password@ part, fit for a message."""
     return _USERINFO.sub(r"\1***@", str(url))
 
 
@@ -30,5 +33,26 @@ def resolve(url: str) -> tuple[AbstractFileSystem, str]:
     try:
         fs, root = fsspec.core.url_to_fs(str(url))
     except (ImportError, ValueError) as exc:  # e.g. gs:// without gcsfs installed
-        raise StorageError(f"cannot open {redact(url)}: {exc}") from None
+        raise StorageError(f"cannot open {redact(url)}: {redact(str(exc))}") from None
     return fs, root.rstrip("/")
+
+
+@contextlib.contextmanager
+def storage_errors(url: str, doing: str) -> Iterator[None]:
+    """Turn a backend's failure inside the block into one StorageError line, "cannot `doing`
+    `url`: reason", the URL redacted. Backends raise a zoo (OSError, botocore's, aiohttp's,
+    google-auth's...), so anything but our own errors is caught here, at the storage boundary."""
+    try:
+        yield
+    except SeqrecError:
+        raise
+    except Exception as exc:
+        reason = redact(" ".join(str(exc).split()))  # one line, whatever the backend wrote
+        userinfo = _USERINFO.search(str(url))
+        if userinfo:  # a backend may quote it outside a URL (s3fs: 'Invalid bucket name "user:pw@bucket"')
+            secret = userinfo.group(0)[len(userinfo.group(1)):-1]
+            for part in filter(None, (secret, secret.partition(":")[2])):
+                reason = reason.replace(part, "***")
+        reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        raise StorageError(f"cannot {doing} {redact(url)}: {type(exc).__name__}"
+                           + (f": {reason}" if reason else "")) from exc

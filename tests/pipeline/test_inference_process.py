@@ -18,7 +18,7 @@ from seqrec.model.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.model.errors import CheckpointError
 from seqrec.model.inference import Recommender
 from seqrec.pipeline.lifecycle.hotswap import HotSwapper
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.serving.inference_process import InferenceProcess
 from seqrec.pipeline.serving.runner import Runner, load_recommender
 from seqrec.pipeline.settings import ServingSettings
@@ -138,7 +138,7 @@ def retrained(checkpoint: Path, out: Path) -> Path:
 
 def test_hot_swap_starts_the_new_child_and_stops_the_old_one(tiny_checkpoint: Path, tmp_path: Path) -> None:
     serving = ServingSettings(inference="process", device="cpu", torch_threads=1)
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     v1 = store.publish(tiny_checkpoint)
     runner = Runner(load_recommender(store.checkpoint_path(v1), serving), top_k=5)
     old = runner.model

@@ -13,7 +13,7 @@ from seqrec.model.config import ModelConfig
 from seqrec.model.data import synthetic_clicks
 from seqrec.model.train import TrainConfig
 from seqrec.pipeline.evaluation.clicklog import clicks_from_rows, write_click_log
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.evaluation.offline_eval import Cadence
 from seqrec.pipeline.lifecycle.retrain import retrain_once
 
@@ -23,7 +23,7 @@ def log_and_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     root = tmp_path_factory.mktemp("offline")
     clicks = list(clicks_from_rows(synthetic_clicks(200, 80, n_clusters=5, seed=7)))
     write_click_log(clicks, root / "log")
-    store = DirectoryModelStore(root / "store")
+    store = ModelStore(root / "store")
     retrain_once(clicks[: len(clicks) // 2], store,
                  train_config=TrainConfig(epochs=6, patience=2, batch_size=64, progress=False),
                  model_config=ModelConfig(n_items=1, max_len=20, d_model=32, n_heads=2, n_blocks=1))

@@ -13,7 +13,7 @@ from seqrec.model.data import synthetic_clicks
 from seqrec.model.inference import Recommender
 from seqrec.model.train import TrainConfig
 from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.lifecycle.retrain import GatePolicy, retrain_once
 
 FAST = TrainConfig(epochs=8, patience=3, batch_size=64, progress=False, seed=1)
@@ -26,7 +26,7 @@ def clicks():
 
 
 def test_first_run_publishes_and_a_worse_model_is_refused(clicks, tmp_path: Path) -> None:
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     first = retrain_once(clicks, store, train_config=FAST, model_config=SMALL, work_dir=tmp_path / "w1")
     assert first.published and store.latest() == first.version
     assert first.new_score > first.popularity_score > 0
@@ -47,7 +47,7 @@ def test_first_run_publishes_and_a_worse_model_is_refused(clicks, tmp_path: Path
 def test_a_first_model_that_learnt_nothing_is_refused_against_popularity(clicks, tmp_path: Path) -> None:
     """A first model has no serving model to beat; a failed training (one D-GenAtt seed in ten on
     ml-100k stopped at a third of softmax's score) must still not serve. lr = 0 keeps it untrained."""
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     untrained = retrain_once(clicks, store, train_config=replace(FAST, lr=0.0, epochs=1), model_config=SMALL,
                              work_dir=tmp_path / "w")
     assert not untrained.published, untrained.line()
@@ -56,7 +56,7 @@ def test_a_first_model_that_learnt_nothing_is_refused_against_popularity(clicks,
 
 
 def test_new_items_are_recommended_after_the_next_retrain(clicks, tmp_path: Path) -> None:
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     half = len(clicks) // 2
     retrain_once(clicks[:half], store, train_config=FAST, model_config=SMALL, work_dir=tmp_path / "w1")
     before = Recommender.from_checkpoint(store.checkpoint_path(store.latest()))

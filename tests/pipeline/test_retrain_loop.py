@@ -16,7 +16,7 @@ from typing import TypeVar
 from seqrec.model.data import synthetic_clicks
 from seqrec.pipeline.evaluation.clicklog import clicks_from_rows
 from seqrec.pipeline.devtools.harness import produce_clicks
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 
 T = TypeVar("T")
 
@@ -33,11 +33,11 @@ def wait_for(condition: Callable[[], T], what: str, timeout_s: float = 240) -> T
 
 def test_interval_loop_survives_failed_runs_and_publishes_again(kafka_bootstrap: str, topic_name: str,
                                                                tmp_path: Path) -> None:
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     log_path = tmp_path / "retrain.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", str(store.root), "--topic", topic_name,
+            [sys.executable, "-m", "seqrec.pipeline.cli", "retrain", "--store", store.url, "--topic", topic_name,
              "--bootstrap", kafka_bootstrap, "--interval", "1", "--epochs", "2", "--tolerance", "1"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -64,20 +64,20 @@ def test_interval_loop_survives_failed_runs_and_publishes_again(kafka_bootstrap:
         before = failures()
 
         def damage_serving() -> bool:
-            path = store.checkpoint_path(store.latest())
+            path = Path(store.url, "versions", f"{store.latest()}.pt")
             if path not in saved:  # a run may have published again meanwhile: damage that one
                 saved[path] = path.read_bytes()
                 path.write_bytes(b"damaged")
             return failures() > before
 
         wait_for(damage_serving, "a run failing on the damaged serving model")
-        snapshot = (store.history(), sorted(p.name for p in store.versions_dir.glob("*.pt")))
+        snapshot = (store.history(), sorted(p.name for p in Path(store.url, "versions").glob("*.pt")))
         counted = failures()
         wait_for(lambda: failures() > counted, "a second failed run")
         alive()
-        assert (store.history(), sorted(p.name for p in store.versions_dir.glob("*.pt"))) == snapshot, \
+        assert (store.history(), sorted(p.name for p in Path(store.url, "versions").glob("*.pt"))) == snapshot, \
             "a failed run changed the store"
-        assert "not a seqrec checkpoint" in log_path.read_text(errors="replace")
+        assert "does not match its checksum" in log_path.read_text(errors="replace")
 
         # 4. Repaired: the loop publishes a new version again.
         for path, data in saved.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from seqrec.pipeline.devtools.harness import consume_until, produce_clicks
-from seqrec.pipeline.lifecycle.model_store import DirectoryModelStore
+from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.serving.source import ClickEvent
 
 
@@ -51,16 +51,16 @@ def versions_of(d, prefix: str, n: int, timeout_s: float = 60) -> dict[str, str]
 
 def worker_following_store(d, tmp_path: Path, *extra: str):
     """A store whose serving version is the deployment's checkpoint, and a ready worker on it."""
-    store = DirectoryModelStore(tmp_path / "store")
+    store = ModelStore(tmp_path / "store")
     store.publish(d.checkpoint)
-    w = d.worker("--model-store", str(store.root), "--model-poll", "0.5", *extra)
+    w = d.worker("--model-store", store.url, "--model-poll", "0.5", *extra)
     w.wait_ready()
     return store, w
 
 
-def publish_with_cli(store: DirectoryModelStore, checkpoint: Path) -> str:
+def publish_with_cli(store: ModelStore, checkpoint: Path) -> str:
     result = subprocess.run([sys.executable, "-m", "seqrec.pipeline.cli", "models", "publish", str(checkpoint),
-                             "--store", str(store.root)], capture_output=True, text=True, timeout=120, check=True)
+                             "--store", store.url], capture_output=True, text=True, timeout=120, check=True)
     return result.stdout.strip()
 
 
@@ -116,8 +116,8 @@ def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: P
     store.publish(other_models["wider"], force_incompatible=True)  # a valid checkpoint of another architecture
     assert served_by("c") == {v1}
     # A damaged volume: the pointer names a garbage file.
-    (store.versions_dir / "20990101T000000Z-deadbeef.pt").write_bytes(b"garbage")
-    (store.root / "LATEST").write_text("20990101T000000Z-deadbeef\n")
+    (Path(store.url, "versions") / "20990101T000000Z-deadbeef.pt").write_bytes(b"garbage")
+    Path(store.url, "LATEST").write_text("20990101T000000Z-deadbeef\n")
     assert served_by("e") == {v1}
     assert w.metric('seqrec_model_swaps_total{outcome="refused"}') == 2
     assert w.metric('seqrec_model_swaps_total{outcome="swapped"}') == 2
