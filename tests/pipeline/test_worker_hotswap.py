@@ -1,5 +1,6 @@
 """Hot-swap in a running `seqrec worker` on the real broker: a published model takes over while
-clicks flow, bad versions are refused while the old one serves, rollback goes back."""
+clicks flow, bad versions are refused while the old one serves, rollback goes back; a store on a
+real S3 server is followed the same way, and one that cannot be reached is logged, not fatal."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from seqrec.pipeline.devtools.harness import consume_until, produce_clicks
+from seqrec.pipeline.devtools.kafka_local import free_port
 from seqrec.pipeline.lifecycle.model_store import ModelStore
 from seqrec.pipeline.serving.source import ClickEvent
 
@@ -49,9 +51,9 @@ def versions_of(d, prefix: str, n: int, timeout_s: float = 60) -> dict[str, str]
     return out
 
 
-def worker_following_store(d, tmp_path: Path, *extra: str):
+def worker_following_store(d, store_url: str, *extra: str):
     """A store whose serving version is the deployment's checkpoint, and a ready worker on it."""
-    store = ModelStore(tmp_path / "store")
+    store = ModelStore(store_url)
     store.publish(d.checkpoint)
     w = d.worker("--model-store", store.url, "--model-poll", "0.5", *extra)
     w.wait_ready()
@@ -68,7 +70,7 @@ def publish_with_cli(store: ModelStore, checkpoint: Path) -> str:
 def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_models, tmp_path: Path,
                                                               inference: str) -> None:
     d = deployment
-    store, w = worker_following_store(d, tmp_path, "--inference", inference)
+    store, w = worker_following_store(d, str(tmp_path / "store"), "--inference", inference)
     v1 = store.latest()
 
     stream = clicks_for("s", 1500)
@@ -100,7 +102,7 @@ def test_publish_while_streaming_swaps_without_losing_a_click(deployment, other_
 
 def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: Path) -> None:
     d = deployment
-    store, w = worker_following_store(d, tmp_path)
+    store, w = worker_following_store(d, str(tmp_path / "store"))
     v1 = store.latest()
 
     def served_by(prefix: str) -> set[str]:
@@ -122,3 +124,42 @@ def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: P
     assert w.metric('seqrec_model_swaps_total{outcome="refused"}') == 2
     assert w.metric('seqrec_model_swaps_total{outcome="swapped"}') == 2
     assert "refused model version" in w.log_tail(200)
+
+
+def test_a_worker_follows_a_store_on_s3(deployment, other_models, s3_server, s3_bucket: str) -> None:
+    d = deployment
+    d.env.update(s3_server.env())  # the credentials reach the worker as they would in production
+    store, w = worker_following_store(d, f"{s3_bucket}/models")
+    v1 = store.latest()
+    produce_clicks(d.bootstrap, d.clicks, clicks_for("a", 50))
+    assert set(versions_of(d, "a", 50).values()) == {v1}
+
+    v2 = publish_with_cli(store, other_models["same_shape"])
+    deadline = time.monotonic() + 30
+    while w.metric("seqrec_model_swaps_total") < 1 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    produce_clicks(d.bootstrap, d.clicks, clicks_for("b", 50))
+    assert set(versions_of(d, "b", 50).values()) == {v2}
+
+
+def test_an_unreachable_store_is_one_line_per_look_and_the_model_keeps_serving(deployment) -> None:
+    d = deployment
+    secret = "hunter2-not-for-logs"
+    # Nothing listens at the endpoint; one attempt per look, as botocore's retries would hide the backoff.
+    d.env.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                  "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"})
+    url = "s3://models-bucket/prod"
+    w = d.worker("--model-store", url, "--model-poll", "0.5")  # starts from --checkpoint
+    w.wait_ready()
+    started = time.monotonic()
+    produce_clicks(d.bootstrap, d.clicks, clicks_for("a", 50))
+    assert len(versions_of(d, "a", 50)) == 50, "the worker must serve while its store is away"
+    time.sleep(max(0.0, 8 - (time.monotonic() - started)))
+
+    log = w.log_tail(400)
+    looks = [line for line in log.splitlines() if f"cannot read the model store {url}" in line]
+    # Polled every 0.5 s, it looks again 1, 2, 4, 8 s after each failure: a handful of lines, not 16+.
+    assert 2 <= len(looks) <= 5, log
+    assert all("still serving" in line and "next look in" in line for line in looks), looks
+    assert "Traceback" not in log and secret not in log
+    assert w.proc is not None and w.proc.poll() is None
