@@ -126,22 +126,6 @@ def test_rollback_and_bad_versions_refused(deployment, other_models, tmp_path: P
     assert "refused model version" in w.log_tail(200)
 
 
-def test_a_worker_follows_a_store_on_s3(deployment, other_models, s3_server, s3_bucket: str) -> None:
-    d = deployment
-    d.env.update(s3_server.env())  # the credentials reach the worker as they would in production
-    store, w = worker_following_store(d, f"{s3_bucket}/models")
-    v1 = store.latest()
-    produce_clicks(d.bootstrap, d.clicks, clicks_for("a", 50))
-    assert set(versions_of(d, "a", 50).values()) == {v1}
-
-    v2 = publish_with_cli(store, other_models["same_shape"])
-    deadline = time.monotonic() + 30
-    while w.metric("seqrec_model_swaps_total") < 1 and time.monotonic() < deadline:
-        time.sleep(0.3)
-    produce_clicks(d.bootstrap, d.clicks, clicks_for("b", 50))
-    assert set(versions_of(d, "b", 50).values()) == {v2}
-
-
 def test_an_unreachable_store_is_one_line_per_look_and_the_model_keeps_serving(deployment) -> None:
     d = deployment
     secret = "hunter2-not-for-logs"
