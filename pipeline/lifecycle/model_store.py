@@ -38,10 +38,10 @@ from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
-from seqrec.model.checkpoint import read_payload, write_atomically
+from seqrec.model.checkpoint import read_payload
 from seqrec.model.errors import CheckpointError
 from seqrec.model.train import SELECT_METRIC
-from seqrec.pipeline.storage.location import redact, resolve, storage_errors
+from seqrec.pipeline.storage.location import put_object, redact, resolve, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,7 @@ class ModelStore:
 
     def _put(self, name: str, data: bytes) -> None:
         with storage_errors(self.url, "write to the model store"):
-            if self._local:
-                write_atomically(Path(self._path(name)), data)
-            else:
-                self.fs.pipe_file(self._path(name), data)
+            put_object(self.fs, self._path(name), data)
 
     def _stored(self) -> set[str]:
         """Versions whose checkpoint is in the store (manifest or not)."""

@@ -26,37 +26,24 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec import AbstractFileSystem
-from fsspec.implementations.local import LocalFileSystem
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-from seqrec.model.checkpoint import write_atomically
 from seqrec.pipeline.errors import ConfigError
 from seqrec.pipeline.kafka_security import open_client
 from seqrec.pipeline.serving.source import ClickEvent, Rejection, SourceLimits, decode_click
 from seqrec.pipeline.settings import ArchiveSettings, KafkaSettings
 from seqrec.pipeline.storage.archive_layout import CLICK_SCHEMA, data_file, event_date, progress_file
-from seqrec.pipeline.storage.location import resolve
+from seqrec.pipeline.storage.location import put_object, resolve
 
 log = logging.getLogger(__name__)
 
 # An archive keeps history: a click is judged by its contract, not by how old it is now.
 ARCHIVE_LIMITS = SourceLimits(min_timestamp_ms=0, max_future_skew_ms=10**15)
-
-
-def put_object(fs: AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write `data` at `path` whole or not at all: temp file and rename on a local disk; an object
-    store's single PUT is atomic by itself."""
-    if isinstance(fs, LocalFileSystem):
-        write_atomically(Path(path), data)
-    else:
-        fs.pipe_file(path, data)
 
 
 def parquet_bytes(clicks: list[tuple[ClickEvent, int, int]]) -> bytes:

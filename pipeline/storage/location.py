@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
+from seqrec.model.checkpoint import write_atomically
 from seqrec.pipeline.errors import SeqrecError
 
 # Not anchored: it also cleans URLs inside a backend's error message.
@@ -56,3 +59,12 @@ def storage_errors(url: str, doing: str) -> Iterator[None]:
         reason = reason if len(reason) <= 300 else reason[:297] + "..."
         raise StorageError(f"cannot {doing} {redact(url)}: {type(exc).__name__}"
                            + (f": {reason}" if reason else "")) from exc
+
+
+def put_object(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write `data` at `path` whole or not at all: temp file, fsync and rename on a local disk; an
+    object store's single PUT is atomic by itself."""
+    if isinstance(fs, LocalFileSystem):
+        write_atomically(Path(path), data)
+    else:
+        fs.pipe_file(path, data)

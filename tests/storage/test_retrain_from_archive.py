@@ -15,7 +15,8 @@ from seqrec.model.checkpoint import load_checkpoint
 from seqrec.model.data import synthetic_clicks
 from seqrec.pipeline.cli import main
 from seqrec.pipeline.serving.source import ClickEvent
-from seqrec.pipeline.storage.archive import parquet_bytes, put_object
+from seqrec.pipeline.storage.archive import parquet_bytes
+from seqrec.pipeline.storage.location import put_object
 from seqrec.pipeline.storage.archive_layout import data_file, event_date
 
 UNTIL = datetime(2026, 12, 1, tzinfo=timezone.utc)
