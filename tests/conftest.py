@@ -4,6 +4,7 @@ tests that need one fail and say why."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,15 +22,20 @@ from seqrec.pipeline.devtools.kafka_provider import provide_kafka
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("kafka")
-    try:
-        provider = provide_kafka(data_dir)
-        bootstrap, source = provider.__enter__()
-    except BrokerError as exc:
-        pytest.fail(f"no Kafka broker for the tests: {exc}", pytrace=False)
-    print(f"\nKafka for tests: {bootstrap} ({source})")
-    try:
+    for bootstrap, source in _started(provide_kafka(tmp_path_factory.mktemp("kafka")), BrokerError, "Kafka broker"):
+        print(f"\nKafka for tests: {bootstrap} ({source})")
         yield bootstrap
+
+
+def _started(provider: contextlib.AbstractContextManager, failure: type[Exception], what: str) -> Iterator:
+    """The value of a session service's context manager, once; a start that fails with `failure`
+    fails the test that needs it, with the reason (never a skip)."""
+    try:
+        value = provider.__enter__()
+    except failure as exc:
+        pytest.fail(f"no {what} for the tests: {exc}", pytrace=False)
+    try:
+        yield value
     finally:
         provider.__exit__(None, None, None)
 
@@ -60,16 +66,9 @@ def s3_server() -> Iterator["S3Server"]:
     endpoint = os.environ.get("SEQREC_TEST_S3_ENDPOINT", "").strip()
     external = S3Server(endpoint, os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
                         "SEQREC_TEST_S3_ENDPOINT") if endpoint else None
-    try:
-        provider = provide_s3(external)
-        server = provider.__enter__()
-    except ConfigError as exc:
-        pytest.fail(f"no S3 server for the tests: {exc}", pytrace=False)
-    print(f"\nS3 for tests: {server.endpoint} ({server.source})")
-    try:
+    for server in _started(provide_s3(external), ConfigError, "S3 server"):
+        print(f"\nS3 for tests: {server.endpoint} ({server.source})")
         yield server
-    finally:
-        provider.__exit__(None, None, None)
 
 
 @pytest.fixture
