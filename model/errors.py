@@ -2,7 +2,8 @@
 
 SeqrecError
  ├── CheckpointError    a checkpoint is unreadable, corrupt or incompatible
- └── DataError          a dataset file is missing or malformed
+ ├── DataError          a dataset file is missing or malformed
+ └── DistributedError   a process of a distributed training failed (model.distributed)
 """
 
 
@@ -15,4 +16,8 @@ class CheckpointError(SeqrecError):
 
 
 class DataError(SeqrecError):
+    pass
+
+
+class DistributedError(SeqrecError):
     pass

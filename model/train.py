@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 from seqrec.model.checkpoint import load_checkpoint, save_checkpoint
 from seqrec.model.config import ModelConfig
 from seqrec.model.data import ItemMap, SequenceDataset, Split, item_categories, leave_one_out, pad_left
+from seqrec.model.distributed import current as distributed_world
 from seqrec.model.errors import CheckpointError, DataError
 from seqrec.model.evaluate import evaluate_split
-from seqrec.model.inference import default_device
 from seqrec.model.sasrec import NEGATIVE_MIXES, OBJECTIVES, SASRec
 
 __all__ = ["SCHEDULES", "TRAINING_OPTIONS", "TrainConfig", "TrainResult", "lr_factor", "train", "training_tensors",
@@ -203,11 +203,19 @@ def train(
     ModelConfig(n_items=<catalogue size>, **model_overrides). With `resume` (a last.pt), the model,
     item map, optimiser and counters continue from that file. With `init` (model, item map), training
     starts from those weights (a warm start, see model.warmstart); the map must hold every item of
-    `dataset`."""
+    `dataset`.
+
+    In a torch.distributed process group (model.distributed.run) every rank calls this on the same
+    data: each trains on its share of every global batch of cfg.batch_size rows under
+    DistributedDataParallel, and rank 0 alone validates, logs and writes the files; the other ranks
+    return the same epochs and stop reason with empty metrics."""
+    world = distributed_world()
+    per_rank_batch = world.per_rank_batch(cfg.batch_size)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     _seed_everything(cfg.seed)
-    device = torch.device(cfg.device) if cfg.device else default_device()
+    device = world.device(cfg.device)
 
     # ---- data and model ------------------------------------------------------------------------
     state: dict[str, Any] = {}
@@ -242,6 +250,8 @@ def train(
     n_params = sum(p.numel() for p in model.parameters())
     log.info("%s: %d users (%d training windows), %d items, %d parameters, device %s",
              dataset.name, len(dataset.users), inputs.shape[0], len(item_map), n_params, device)
+    if world.size > 1 and world.main:
+        log.info("%d processes, %d rows each of every batch of %d", world.size, per_rank_batch, cfg.batch_size)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     plateau = None
@@ -259,6 +269,8 @@ def train(
             log.info("resuming with learning rate %g (the run started with %g)", cfg.lr, started_lr)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr
+    world.reseed(cfg.seed)
+    step_loss = world.wrap(model)  # model.loss, under DDP in a process group
     start_epoch = int(state.get("epoch", 0))
     best_score = float(state.get("best_score", -1.0))
     best_epoch = int(state.get("best_epoch", 0))
@@ -276,17 +288,18 @@ def train(
 
     # ---- loop ----------------------------------------------------------------------------------
     epoch = start_epoch
-    epochs_bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="epochs", disable=not cfg.progress,
+    progress = cfg.progress and world.main
+    epochs_bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="epochs", disable=not progress,
                       initial=start_epoch, total=cfg.epochs, dynamic_ncols=True)
     for epoch in epochs_bar:
         epoch_started = time.monotonic()
         model.train()
-        order = torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not cfg.progress,
+        order = world.pad(torch.randperm(inputs.shape[0], generator=torch.Generator().manual_seed(cfg.seed + epoch)))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress,
                    leave=False, mininterval=5.0, dynamic_ncols=True)
         loss_sum = aux_sum = 0.0
         for step in bar:
-            rows = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            rows = world.shard(order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
             x, y = inputs[rows].to(device), targets[rows].to(device)
             # Trim the all-padding left columns of this batch (positions count from the right).
             width = int((x != 0).sum(dim=1).max())
@@ -297,9 +310,9 @@ def train(
                     group["lr"] = cfg.lr * lr_factor((epoch - 1) * steps_per_epoch + step, cfg.schedule,
                                                      cfg.warmup_steps, total_steps)
             with _autocast(device, cfg.amp):
-                out = model.loss(x, y, **cfg.loss_options())
+                out = step_loss(x, y, **cfg.loss_options())
             optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
+            (out.total * world.share(y)).backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -307,6 +320,7 @@ def train(
             aux_sum += out.aux.item()
             bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}")
         bar.close()
+        loss_sum, aux_sum = world.mean([loss_sum, aux_sum])
         epoch_seconds = time.monotonic() - epoch_started
         train_seconds += epoch_seconds
         record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / steps_per_epoch,
@@ -314,14 +328,16 @@ def train(
                                   "lr": optimizer.param_groups[0]["lr"]}
 
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            valid = _validate(model, split, cfg, device)
+            valid = _validate(model, split, cfg, device) if world.main else {}
             record.update({f"valid_{k}": v for k, v in valid.items() if "@" in k})
-            score = valid[SELECT_METRIC]
+            # Every rank keeps the books (patience, plateau) on rank 0's score, so all stop together.
+            score = world.from_main(valid.get(SELECT_METRIC, 0.0))
             if score > best_score:
                 best_score, best_epoch, bad_evals = score, epoch, 0
-                save_checkpoint(best_path, model, item_map, metrics={"valid": valid},
-                                extra={"epoch": epoch, "train_config": cfg.to_dict(), "dataset": dataset.name},
-                                **common)
+                if world.main:
+                    save_checkpoint(best_path, model, item_map, metrics={"valid": valid},
+                                    extra={"epoch": epoch, "train_config": cfg.to_dict(), "dataset": dataset.name},
+                                    **common)
             else:
                 bad_evals += 1
             if plateau is not None:
@@ -330,29 +346,37 @@ def train(
         epochs_bar.set_postfix({"loss": f"{record['loss']:.4f}",
                                 f"valid {SELECT_METRIC}": f"{record.get(f'valid_{SELECT_METRIC}', float('nan')):.4f}",
                                 "best": f"{best_score:.4f}@{best_epoch}"})
-        log.info("epoch %d: loss %.4f, valid %s %.4f (best %.4f @ %d), %.1fs", epoch, record["loss"],
-                 SELECT_METRIC, record.get(f"valid_{SELECT_METRIC}", float("nan")), best_score, best_epoch,
-                 epoch_seconds)
-        with open(out_dir / "history.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        resume_state = {"epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
-                        "bad_evals": bad_evals, "history": history, "train_seconds": train_seconds,
-                        "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                        "lr_plateau": plateau.state_dict() if plateau is not None else None,
-                        "train_config": cfg.to_dict()}
-        save_checkpoint(last_path, model, item_map, metrics={}, extra={"resume": resume_state}, **common)
+        if world.main:
+            log.info("epoch %d: loss %.4f, valid %s %.4f (best %.4f @ %d), %.1fs", epoch, record["loss"],
+                     SELECT_METRIC, record.get(f"valid_{SELECT_METRIC}", float("nan")), best_score, best_epoch,
+                     epoch_seconds)
+            with open(out_dir / "history.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            resume_state = {"epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
+                            "bad_evals": bad_evals, "history": history, "train_seconds": train_seconds,
+                            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                            "lr_plateau": plateau.state_dict() if plateau is not None else None,
+                            "train_config": cfg.to_dict()}
+            save_checkpoint(last_path, model, item_map, metrics={}, extra={"resume": resume_state}, **common)
 
         if bad_evals >= cfg.patience:
             stopped = "patience"
             break
         elapsed_min = (time.monotonic() - started) / 60
         per_epoch_min = (time.monotonic() - started) / 60 / (epoch - start_epoch)
-        if cfg.max_minutes is not None and elapsed_min + per_epoch_min > cfg.max_minutes:
+        over_time = cfg.max_minutes is not None and elapsed_min + per_epoch_min > cfg.max_minutes
+        if cfg.max_minutes is not None and world.from_main(float(over_time)):  # rank 0's clock decides
             stopped = "time"
             log.info("stopping: another epoch would pass --max-minutes %.1f", cfg.max_minutes)
             break
 
     epochs_bar.close()
+    epochs_run = epoch
+    seconds_per_epoch = train_seconds / max(epochs_run, 1)
+    if not world.main:  # rank 0 alone evaluates and writes
+        return TrainResult(out_dir=out_dir, best_path=best_path, best_epoch=best_epoch, epochs_run=epochs_run,
+                           stopped=stopped, seconds_per_epoch=seconds_per_epoch, valid={}, test={},
+                           test_other_exclusion={}, history=history)
 
     # ---- final evaluation of the best model ----------------------------------------------------
     if not best_path.exists():
@@ -364,8 +388,6 @@ def train(
     valid = evaluate_split(best.model, split, "valid", exclude_seen=cfg.exclude_seen, **kw)
     test = evaluate_split(best.model, split, "test", exclude_seen=cfg.exclude_seen, **kw)
     test_other = evaluate_split(best.model, split, "test", exclude_seen=not cfg.exclude_seen, **kw)
-    epochs_run = epoch
-    seconds_per_epoch = train_seconds / max(epochs_run, 1)
     metrics = {"valid": valid, "test": test, "test_other_exclusion": test_other,
                "best_epoch": best_epoch, "epochs_run": epochs_run, "stopped": stopped,
                "seconds_per_epoch": seconds_per_epoch}
