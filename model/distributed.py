@@ -36,7 +36,7 @@ from seqrec.model.errors import DistributedError
 from seqrec.model.inference import default_device
 from seqrec.model.sasrec import LossOutput, SASRec
 
-__all__ = ["World", "current", "run", "under_torchrun"]
+__all__ = ["World", "current", "launch_size", "run", "under_torchrun"]
 
 log = logging.getLogger(__name__)
 
@@ -172,24 +172,33 @@ def joined(device: str | None) -> Iterator[World]:
         dist.destroy_process_group()
 
 
-def run(fn: Callable[..., T], *args: Any, nproc: int = 1, device: str | None = None, threads: int | None = None,
-        **kwargs: Any) -> T | None:
-    """fn(*args, **kwargs) on every rank (see the module docstring for where the ranks come from).
-    Returns rank 0's value; None on the other ranks of an outside torchrun. `threads` is each local
-    rank's torch CPU threads (default: this machine's cores shared out)."""
+def launch_size(nproc: int, device: str | None) -> int:
+    """How many ranks `run(..., nproc=nproc, device=device)` trains on (torchrun's WORLD_SIZE under
+    torchrun); ValueError for a launch that cannot work."""
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")
     if under_torchrun():
         if nproc > 1:
             raise ValueError("under torchrun the processes are torchrun's (--nproc-per-node): leave nproc at 1")
+        return int(os.environ["WORLD_SIZE"])
+    if nproc > 1 and _uses_cuda(device) and nproc > torch.cuda.device_count():
+        raise ValueError(f"{nproc} processes need {nproc} GPUs (one each); this machine has "
+                         f"{torch.cuda.device_count()}")
+    return nproc
+
+
+def run(fn: Callable[..., T], *args: Any, nproc: int = 1, device: str | None = None, threads: int | None = None,
+        **kwargs: Any) -> T | None:
+    """fn(*args, **kwargs) on every rank (see the module docstring for where the ranks come from).
+    Returns rank 0's value; None on the other ranks of an outside torchrun. `threads` is each local
+    rank's torch CPU threads (default: this machine's cores shared out)."""
+    launch_size(nproc, device)
+    if under_torchrun():
         with joined(device) as world:
             result = fn(*args, **kwargs)
         return result if world.main else None
     if nproc == 1:
         return fn(*args, **kwargs)
-    if _uses_cuda(device) and nproc > torch.cuda.device_count():
-        raise ValueError(f"{nproc} processes need {nproc} GPUs (one each); this machine has "
-                         f"{torch.cuda.device_count()}")
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"seqrec-{uuid.uuid4().hex[:12]}",
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1)
     threads = threads or max(1, (os.cpu_count() or 1) // nproc)  # nproc ranks with every core each would thrash

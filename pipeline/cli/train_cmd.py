@@ -104,20 +104,29 @@ def format_table(sections: dict[str, dict[str, float]]) -> str:
               help="Wall-clock cap: stop before an epoch that would pass it, keeping the best model.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (of each process with --nproc; default: the cores shared out).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Training processes on this machine (DistributedDataParallel: one GPU each on CUDA, gloo on "
+                   "CPU). --batch-size stays the global batch, split evenly over them. Under torchrun leave it "
+                   "at 1: the processes are torchrun's (docs/scaling.md).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue from a last.pt (same data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, weight_decay, max_len, d_model, heads,
           blocks, dropout, attention_options, block, ffn, loss, negatives, negative_mix, logq, label_smoothing,
           schedule, warmup_steps, patience, lr_plateau_patience, lr_plateau_factor, eval_every, include_seen,
-          max_minutes, seed, device, threads, resume, no_progress) -> None:
+          max_minutes, seed, device, threads, nproc, resume, no_progress) -> None:
     """Train a SASRec model with leave-one-out validation and early stopping on NDCG@10.
 
     The model's shape (--block, --ffn, ...) is kept in the checkpoint's config and the loss and
-    schedule options in its train config, so `seqrec retrain` trains the model on as it was trained."""
+    schedule options in its train config, so `seqrec retrain` trains the model on as it was trained.
+
+    With --nproc N, or under torchrun, the training is data-parallel; rank 0 alone validates and
+    writes the run folder."""
     import torch
 
+    from seqrec.model import distributed
     from seqrec.model.attention import attention_kinds
     from seqrec.model.config import ModelConfig
     from seqrec.model.train import TrainConfig, train as run_training
@@ -150,12 +159,16 @@ def train(data, fmt, attributes, out_dir, attention, epochs, batch_size, lr, wei
                           patience=patience, lr_plateau_patience=lr_plateau_patience,
                           lr_plateau_factor=lr_plateau_factor, eval_every=eval_every, exclude_seen=not include_seen,
                           max_minutes=max_minutes, seed=seed, device=device, progress=not no_progress)
+        distributed.World(size=distributed.launch_size(nproc, device)).per_rank_batch(batch_size)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if threads:
         torch.set_num_threads(threads)
     dataset = _load(data, fmt, attributes)
-    result = run_training(dataset, model_config, cfg, out_dir, resume=resume)
+    result = distributed.run(run_training, dataset, model_config, cfg, out_dir, resume=resume, nproc=nproc,
+                             device=device, threads=threads)
+    if result is None:  # a rank of torchrun other than 0: rank 0 reports
+        return
     seen = "included" if include_seen else "excluded"
     other = "excluded" if include_seen else "included"
     click.echo(f"best epoch {result.best_epoch} of {result.epochs_run} (stopped: {result.stopped}), "

@@ -117,3 +117,16 @@ def test_a_failed_rank_is_one_error_naming_it(tmp_path: Path) -> None:
     too_short = SequenceDataset(name="tiny", users=["u1"], sequences=[["a", "b"]])
     with pytest.raises(DistributedError, match="training process . of 2 failed: DataError: .*fewer than 3 items"):
         run(train, too_short, model_config(0.0), train_config(epochs=1), tmp_path, nproc=2, threads=1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nproc", "0"], "Invalid value for '--nproc': 0 is not in the range x>=1."),
+    (["--nproc", "3", "--batch-size", "32"], "batch size 32 does not split evenly over 3 processes"),
+])
+def test_a_launch_that_cannot_work_is_one_line(args: list[str], message: str, tmp_path: Path, capsys) -> None:
+    from seqrec.pipeline.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"seqrec: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # refused before any data is read or process started
