@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from seqrec.model import distributed
 from seqrec.model.attention import attention_kinds
 from seqrec.model.config import ModelConfig
-from seqrec.model.train import TrainConfig
+from seqrec.model.train import TrainConfig, train
 from seqrec.pipeline.cli.store_cmd import store_option
 from seqrec.pipeline.cli.options import pass_settings, setting_option
 from seqrec.pipeline.cli.replay_cmd import bootstrap_option
@@ -51,9 +53,14 @@ log = logging.getLogger(__name__)
 @click.option("--holdout", type=click.FloatRange(0.01, 0.5), default=0.1, show_default=True,
               help="Most recent share of clicks held out for the gate.")
 @click.option("--dry-run", is_flag=True, help="Train and score, but publish nothing.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Training processes on this machine for each run's trainings (DistributedDataParallel: one GPU "
+                   "each on CUDA, gloo on CPU; the training batch is split evenly over them). Reading, the gate and "
+                   "publishing stay in this process; retrain does not run under torchrun.")
 @pass_settings
 def retrain(settings: Settings, log_path: Path | None, window: str | None, since: str | None, until: str | None,
-            interval: float | None, attention: str, epochs: int, metric: str, tolerance: float, holdout: float, dry_run: bool) -> None:
+            interval: float | None, attention: str, epochs: int, metric: str, tolerance: float, holdout: float, dry_run: bool,
+            nproc: int) -> None:
     """Retrain on all interactions so far and publish the new model if it passes the gate.
 
     The new model starts from the serving one (new items get fresh embeddings), is scored against
@@ -63,11 +70,20 @@ def retrain(settings: Settings, log_path: Path | None, window: str | None, since
     policy = GatePolicy(metric=metric, tolerance=tolerance, holdout_fraction=holdout,
                         history_len=settings.store.history_len)  # the gate keeps histories as the workers do
     train_config = TrainConfig(epochs=epochs, patience=3, progress=sys.stderr.isatty())  # no bars in log files
+    if distributed.under_torchrun():  # every rank would gate and publish: the gate belongs to one process
+        raise click.UsageError("seqrec retrain starts its own training processes: run it with --nproc N, "
+                               "not under torchrun")
+    try:
+        distributed.World(size=distributed.launch_size(nproc, None)).per_rank_batch(train_config.batch_size)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    train_fn = functools.partial(distributed.run, train, nproc=nproc)
     while True:
         try:  # reading is part of the run: a topic not there yet or a broker away fails only this run
             clicks = read_clicks()
             outcome = retrain_once(clicks, store, policy=policy, train_config=train_config,
-                                   model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run)
+                                   model_config=ModelConfig(n_items=1, attention=attention), publish=not dry_run,
+                                   train_fn=train_fn)
             click.echo(outcome.line())
         except Exception as exc:  # a failed run leaves the serving model; a loop tries again later
             if interval is None:

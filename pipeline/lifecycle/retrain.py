@@ -28,7 +28,7 @@ from seqrec.model.checkpoint import load_checkpoint
 from seqrec.model.config import ModelConfig
 from seqrec.model.data import SequenceDataset, sequences_from_clicks
 from seqrec.model.inference import Recommender
-from seqrec.model.train import TrainConfig, train, with_training_options
+from seqrec.model.train import TrainConfig, TrainResult, train, with_training_options
 from seqrec.model.warmstart import grow_model
 from seqrec.pipeline.kafka_security import open_client
 from seqrec.pipeline.lifecycle.model_store import ModelStore
@@ -124,9 +124,13 @@ def retrain_once(
     work_dir: str | Path | None = None,
     publish: bool = True,
     warm_start: bool = True,
+    train_fn: Callable[..., TrainResult] = train,
 ) -> RetrainOutcome:
     """One retraining run over `clicks` (any order; sorted by time here). Without `warm_start`
-    the new model starts from scratch (then `model_config` or the serving model's shape)."""
+    the new model starts from scratch (then `model_config` or the serving model's shape).
+    `train_fn` runs both trainings (the gate's and the refit) with model.train.train's arguments
+    and returns rank 0's result, e.g. in several processes (model.distributed.run); the gate,
+    the scoring and the publishing stay in this process."""
     started = time.monotonic()
     clicks = sorted(clicks, key=lambda c: c.timestamp)
     cut = int(len(clicks) * (1 - policy.holdout_fraction))
@@ -143,7 +147,7 @@ def retrain_once(
         init = grow_model(serving.model, serving.item_map, train_part.item_ids()) if serving and warm_start else None
         if init is None and model_config is None:
             model_config = replace(serving.config, n_items=1) if serving else ModelConfig(n_items=1)
-        gated = train(train_part, None if init else model_config, train_config, work / "gate", init=init)
+        gated = train_fn(train_part, None if init else model_config, train_config, work / "gate", init=init)
         # Read once: scored here, then refit below. grow_model copied the serving weights, so
         # `serving` is still the model that serves.
         fitted = load_checkpoint(gated.best_path)
@@ -168,7 +172,7 @@ def retrain_once(
                 everything = clicks_to_dataset(clicks)
                 refit_init = grow_model(fitted.model, fitted.item_map, everything.item_ids())
                 refit_cfg = replace(train_config, epochs=policy.refit_epochs, patience=policy.refit_epochs)
-                best = train(everything, None, refit_cfg, work / "refit", init=refit_init).best_path
+                best = train_fn(everything, None, refit_cfg, work / "refit", init=refit_init).best_path
             outcome.published, outcome.version = True, store.publish(best)
             outcome.reason = "first model" if serving_score is None else f"{policy.metric} within tolerance"
     outcome.seconds = time.monotonic() - started
