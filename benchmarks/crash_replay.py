@@ -180,7 +180,9 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
     result["backlog_produced_s"] = max(made) - fault_end if made else None
     after = [ms / 1000 for answers in clock.produced.values() for ms in answers if ms / 1000 > fault_end]
     result["first_answer_after_fault_s"] = min(after) - fault_end if after else None
-    result["lost_at"] = {e: places[e] for e in sorted(places) if e not in clock.times}  # (partition, offset)
+    lost_at = {e: places[e] for e in sorted(places) if e not in clock.times}  # (partition, offset)
+    result["lost_at_count"] = len(lost_at)
+    result["lost_at"] = dict(list(lost_at.items())[:20])  # the first few: a stalled run loses thousands
     return result
 
 
