@@ -1,15 +1,19 @@
-"""Pipeline throughput: a fixed synthetic click stream through the real broker and one
-`seqrec worker`, against the bare batched model forward on the same histories.
+"""Pipeline throughput: a fixed synthetic click stream through the real broker and `seqrec
+worker`s (--workers of them in one consumer group), against the bare batched model forward on
+the same histories.
 
-For each attention kind:
-  * saturate: all clicks produced as fast as possible while the worker runs; events/s is
-    clicks / (last answer received - first click sent);
+For each attention kind, one group of workers serves these runs one after another (each run's
+worker figures are the difference of their /metrics before and after it):
+  * saturate: all clicks produced as fast as possible while the workers run; events/s is
+    clicks / (last answer received - first click sent); with several workers, each one's share
+    (`per_worker`);
   * paced: clicks produced at --rate events/s, each click at its own time; end-to-end latency = click sent → its answer
-    received by a consumer (p50/p99), the figure the latency goal is about;
-  * stages: the worker's `seqrec_stage_seconds{stage}` histograms (from its /metrics at the end of
-    each run): p50/p99 per stage and each stage's share of the mean end-to-end time; what is
-    left over is outside the worker (the answer's trip to this script's consumer);
-  * forward: `Recommender.recommend` alone on the same kind of histories at the worker's mean
+    received by a consumer (p50/p99), the figure the latency goal is about; a second --rate
+    and more each add a paced run (`more_paced`);
+  * stages: the workers' `seqrec_stage_seconds{stage}` histograms over the run: p50/p99 per
+    stage and each stage's share of the mean end-to-end time; what is left over is outside the
+    workers (the answer's trip to this script's consumer);
+  * forward: `Recommender.recommend` alone on the same kind of histories at the workers' mean
     batch size and at fixed sizes, so the pipeline's cost is a ratio.
 
 The models are untrained (seeded random weights): the cost of a forward pass does not depend
@@ -17,6 +21,7 @@ on the weights. Results print as a table and go to --out as JSON. Not a test.
 
     python benchmarks/pipeline_throughput.py                       # 100,000 clicks, 10,000 users
     python benchmarks/pipeline_throughput.py --clicks 20000 --users 2000 --kinds softmax
+    python benchmarks/pipeline_throughput.py --workers 2 --rate 1000 5000 --kinds softmax
     python benchmarks/pipeline_throughput.py --forward-only --device cuda   # GPU machine
     git worktree add /tmp/before <commit>
     python benchmarks/pipeline_throughput.py --kinds softmax --rate 1000 --baseline /tmp/before
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -36,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,7 +56,7 @@ from seqrec.model.inference import Recommender
 from seqrec.model.sasrec import SASRec
 from seqrec.pipeline.devtools.harness import WorkerProcess, make_producer
 from seqrec.pipeline.devtools.kafka_local import free_port
-from seqrec.pipeline.kafka_security import open_client
+from seqrec.pipeline.kafka_security import client_config, open_client
 from seqrec.pipeline.settings import KafkaSecuritySettings, load_settings
 from seqrec.pipeline.serving.source import ClickEvent, encode_click
 from seqrec.pipeline.serving.telemetry import STAGES
@@ -110,16 +117,24 @@ def bare_forward(ckpt: Path, histories: list[list[str]], sizes: list[int], devic
 class AnswerClock(threading.Thread):
     """Consumes the recommendations topic and notes when each event_id was answered (`first`:
     the first time; `times`: every time, so duplicates show; `produced`: each answer's
-    `produced_at`, equal for a record that a producer's retry wrote twice)."""
+    `produced_at`, equal for a record that a producer's retry wrote twice). From the topic's
+    start, or from `start` ({partition: offset}, e.g. `end_offsets` before a run), so that a
+    run on workers that served earlier runs reads only its own answers."""
 
-    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None,
+                 start: dict[int, int] | None = None) -> None:
         super().__init__(daemon=True)
-        from kafka import KafkaConsumer
+        from kafka import KafkaConsumer, TopicPartition
 
         self.consumer = open_client(KafkaConsumer, bootstrap, security, auto_offset_reset="earliest",
                                     enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5,
                                     isolation_level="read_committed")
-        self.consumer.subscribe([topic])
+        if start is None:
+            self.consumer.subscribe([topic])
+        else:
+            self.consumer.assign([TopicPartition(topic, p) for p in start])
+            for p, offset in start.items():
+                self.consumer.seek(TopicPartition(topic, p), offset)
         self.first: dict[str, float] = {}
         self.times: dict[str, list[float]] = {}
         self.produced: dict[str, list[int]] = {}
@@ -147,9 +162,10 @@ class AioAnswerClock(AnswerClock):
     """The same clock on another client (aiokafka, in its own event loop and thread), to check
     once that the latency measured is the system's and not the kafka-python consumer's."""
 
-    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecuritySettings | None = None,
+                 start: dict[int, int] | None = None) -> None:
         threading.Thread.__init__(self, daemon=True)
-        self.bootstrap, self.topic, self.security = bootstrap, topic, security
+        self.bootstrap, self.topic, self.security, self.start_at = bootstrap, topic, security, start
         self.first, self.times, self.produced = {}, {}, {}
         self.total = 0
         self.stopping = threading.Event()
@@ -159,13 +175,19 @@ class AioAnswerClock(AnswerClock):
         asyncio.run(self._consume())
 
     async def _consume(self) -> None:
-        from aiokafka import AIOKafkaConsumer
+        from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = open_client(AIOKafkaConsumer, self.bootstrap, self.security, auto_offset_reset="earliest",
-                               enable_auto_commit=False, group_id=None, fetch_max_wait_ms=5,
-                               isolation_level="read_committed")
-        consumer.subscribe([self.topic])
+        # Not open_client: it adds kafka-python's reconnect_backoff_max_ms, which aiokafka refuses.
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **client_config(self.security),
+                                    auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                                    fetch_max_wait_ms=5, isolation_level="read_committed")
+        if self.start_at is None:
+            consumer.subscribe([self.topic])
+        else:
+            consumer.assign([TopicPartition(self.topic, p) for p in self.start_at])
         await consumer.start()
+        for p, offset in (self.start_at or {}).items():
+            consumer.seek(TopicPartition(self.topic, p), offset)
         self.subscribed.set()
         try:
             while not self.stopping.is_set():
@@ -258,56 +280,149 @@ def create_log_append_time_clicks(bootstrap: str, topic: str, args: argparse.Nam
         admin.close()
 
 
-def run_pipeline(bootstrap: str, ckpt: Path, stream: list[ClickEvent], rate: float | None,
-                 args: argparse.Namespace, workdir: Path, code: Path | None = None) -> dict[str, Any]:
-    """One worker (from checkout `code`, default this one) serving `stream`, paced at `rate`."""
+def end_offsets(bootstrap: str, topic: str, security: KafkaSecuritySettings | None) -> dict[int, int]:
+    """{partition: end offset} of `topic` now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = open_client(KafkaConsumer, bootstrap, security, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            raise RuntimeError(f"topic {topic} has no partitions (the workers create it before /ready)")
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+@dataclasses.dataclass
+class WorkerGroup:
+    """`n` workers of one app id: one consumer group on one clicks topic, serving run after run."""
+
+    bootstrap: str
+    app: str
+    workers: list[WorkerProcess]
+
+    @property
+    def clicks_topic(self) -> str:
+        return f"{self.app}-clicks"
+
+    @property
+    def recs_topic(self) -> str:
+        return f"{self.app}-recs"
+
+
+@contextlib.contextmanager
+def worker_group(bootstrap: str, ckpt: Path, n: int, args: argparse.Namespace, workdir: Path,
+                 code: Path | None = None) -> Iterator[WorkerGroup]:
+    """Start `n` workers (from checkout `code`, default this one) at once, wait until they
+    hold every clicks partition between them, and stop them all at the end."""
     app = f"bench{uuid.uuid4().hex[:6]}"
     if args.log_append_time:
         create_log_append_time_clicks(bootstrap, f"{app}-clicks", args)
-    worker = start_worker(bootstrap, ckpt, app, args, workdir, code=code)
+    workers = [start_worker(bootstrap, ckpt, app, args, workdir, code=code, name=f"{app}-{i}" if n > 1 else None)
+               for i in range(n)]
     try:
-        worker.wait_ready(timeout_s=120)
-        clock = AnswerClock(bootstrap, f"{app}-recs", args.security)
-        clocks = [clock, AioAnswerClock(bootstrap, f"{app}-recs", args.security)] if args.cross_check and rate else [clock]
-        for c in clocks:
-            c.start()
-        if len(clocks) > 1:
-            clocks[1].subscribed.wait(30)
-        sent = produce(bootstrap, f"{app}-clicks", stream, rate, args.security)
-        deadline = time.time() + args.timeout
-        while any(len(c.first) < len(stream) for c in clocks) and time.time() < deadline:
-            time.sleep(0.1)
-        for c in clocks:
-            c.stopping.set()
-            c.join()
-        answered = len(clock.first)
-        last = max(clock.first.values()) if clock.first else float("nan")
-        lat = latencies_ms(clock, sent)
-        _, exposition = worker.get("/metrics")
-        m = {name: worker.metric(name) for name in (
-            "seqrec_batch_size_sum", "seqrec_batch_size_count",
-            "seqrec_inference_seconds_sum", "seqrec_inference_seconds_count",
-            "seqrec_worker_latency_seconds_sum", "seqrec_worker_latency_seconds_count",
-            "seqrec_end_to_end_seconds_sum", "seqrec_end_to_end_seconds_count")}
+        for worker in workers:
+            worker.wait_ready(timeout_s=120)
+        if n > 1:
+            wait_balanced(workers, args.partitions)
+        yield WorkerGroup(bootstrap, app, workers)
     finally:
-        worker.stop()
-    return {
+        with ThreadPoolExecutor(len(workers)) as pool:  # one at a time, each stop would move partitions
+            list(pool.map(WorkerProcess.stop, workers))
+
+
+def wait_balanced(workers: list[WorkerProcess], partitions: int, timeout_s: float = 120.0) -> None:
+    """Until each clicks partition is held by exactly one ready worker: a group still
+    rebalancing after the last worker joined would pause in the middle of a run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        held: list[int] = []
+        for worker in workers:
+            status, body = worker.get("/ready")
+            held += json.loads(body)["partitions"] if status == 200 else [-1]
+        if sorted(held) == list(range(partitions)):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"{len(workers)} workers did not share the {partitions} partitions within {timeout_s:.0f} s")
+
+
+def scrape(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A worker's /metrics as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, exposition = worker.get("/metrics")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(exposition.decode()) for sample in family.samples}
+
+
+def difference(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
+    """Counters and histograms over one run of workers that served earlier runs too."""
+    return {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+
+def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    """Sum of a sample name's values over all labels."""
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def run_pipeline(group: WorkerGroup, stream: list[ClickEvent], rate: float | None,
+                 args: argparse.Namespace) -> dict[str, Any]:
+    """The group's workers serving `stream`, paced at `rate` (as fast as it goes when None)."""
+    tag = uuid.uuid4().hex[:4]  # event ids unique to this run: the same workers serve several
+    stream = [dataclasses.replace(c, event_id=f"{tag}{c.event_id}") for c in stream]
+    before = [scrape(w) for w in group.workers]
+    start = end_offsets(group.bootstrap, group.recs_topic, args.security)
+    clock = AnswerClock(group.bootstrap, group.recs_topic, args.security, start=start)
+    clocks = [clock, AioAnswerClock(group.bootstrap, group.recs_topic, args.security, start=start)] \
+        if args.cross_check and rate else [clock]
+    for c in clocks:
+        c.start()
+    if len(clocks) > 1:
+        clocks[1].subscribed.wait(30)
+    sent = produce(group.bootstrap, group.clicks_topic, stream, rate, args.security)
+    deadline = time.time() + args.timeout
+    while any(len(c.first) < len(stream) for c in clocks) and time.time() < deadline:
+        time.sleep(0.1)
+    for c in clocks:
+        c.stopping.set()
+        c.join()
+    answered = len(clock.first)
+    last = max(clock.first.values()) if clock.first else float("nan")
+    elapsed = last - min(sent.values())
+    lat = latencies_ms(clock, sent)
+    each = [difference(scrape(w), b) for w, b in zip(group.workers, before)]
+    m = {key: sum(d.get(key, 0.0) for d in each) for key in set().union(*each)}
+    run = {
         "clicks": len(stream),
         "answered": answered,
-        "events_per_s": answered / (last - min(sent.values())) if answered else 0.0,
+        "events_per_s": answered / elapsed if answered else 0.0,
         "offered_rate": rate,
         **quantiles(lat),
         "mean_ms": sum(lat) / len(lat) if lat else None,
         # the same answers timed by a second, aiokafka consumer (--cross-check)
         "cross_check": {"client": "aiokafka", "answered": len(clocks[1].first),
                         **quantiles(latencies_ms(clocks[1], sent))} if len(clocks) > 1 else None,
-        "stages": stage_breakdown(exposition.decode(), answered),
-        "mean_batch": m["seqrec_batch_size_sum"] / max(m["seqrec_batch_size_count"], 1),
-        "inference_ms_per_batch": 1000 * m["seqrec_inference_seconds_sum"] / max(m["seqrec_inference_seconds_count"], 1),
-        "worker_latency_ms": 1000 * m["seqrec_worker_latency_seconds_sum"] / max(m["seqrec_worker_latency_seconds_count"], 1),
+        "stages": stage_breakdown(m, answered),
+        **worker_figures(m),
         # the click's Kafka timestamp (set by the producer) → answer handed to the worker's producer
-        "kafka_to_answer_ms": 1000 * m["seqrec_end_to_end_seconds_sum"] / max(m["seqrec_end_to_end_seconds_count"], 1),
+        "kafka_to_answer_ms": 1000 * total(m, "seqrec_end_to_end_seconds_sum") / max(total(m, "seqrec_end_to_end_seconds_count"), 1),
     }
+    if len(group.workers) > 1:
+        run["per_worker"] = [{"clicks": total(d, "seqrec_batch_size_sum"),
+                              "events_per_s": total(d, "seqrec_batch_size_sum") / elapsed if answered else 0.0,
+                              "mean_batch": worker_figures(d)["mean_batch"]} for d in each]
+    return run
+
+
+def worker_figures(m: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
+    """Mean batch, ms per batch of inference and the worker's own mean latency, from its histograms."""
+    def mean(name: str, scale: float = 1.0) -> float:
+        return scale * total(m, f"{name}_sum") / max(total(m, f"{name}_count"), 1)
+
+    return {"mean_batch": mean("seqrec_batch_size"),
+            "inference_ms_per_batch": mean("seqrec_inference_seconds", 1000),
+            "worker_latency_ms": mean("seqrec_worker_latency_seconds", 1000)}
 
 
 def mean_of_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -350,20 +465,19 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lower
 
 
-def stage_breakdown(exposition: str, clicks: int) -> dict[str, dict[str, float | None]]:
-    """Per stage from a worker's /metrics text: p50/p99 (ms, over its observations: clicks or
-    batches) and the mean ms a click spent in it (`seqrec_stage_click_seconds_total` / clicks)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+def stage_breakdown(m: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                    clicks: int) -> dict[str, dict[str, float | None]]:
+    """Per stage from the workers' samples over a run (`scrape`, `difference`): p50/p99 (ms, over
+    its observations: clicks or batches) and the mean ms a click spent in it
+    (`seqrec_stage_click_seconds_total` / clicks)."""
     buckets: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES}
     click_seconds: dict[str, float] = {}
-    for family in text_string_to_metric_families(exposition):
-        for sample in family.samples:
-            stage = sample.labels.get("stage")
-            if sample.name == "seqrec_stage_seconds_bucket":
-                buckets[stage].append((float(sample.labels["le"]), sample.value))
-            elif sample.name == "seqrec_stage_click_seconds_total":
-                click_seconds[stage] = sample.value
+    for (name, labels), value in m.items():
+        label = dict(labels)
+        if name == "seqrec_stage_seconds_bucket":
+            buckets[label["stage"]].append((float(label["le"]), value))
+        elif name == "seqrec_stage_click_seconds_total":
+            click_seconds[label["stage"]] = value
     out = {}
     for stage in STAGES:
         b = sorted(buckets[stage])
@@ -393,7 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--items", type=int, default=5_000)
     p.add_argument("--kinds", nargs="+", default=attention_kinds())
-    p.add_argument("--rate", type=float, default=5000.0, help="offered events/s of the paced run")
+    p.add_argument("--rate", type=float, nargs="+", default=[5000.0],
+                   help="offered events/s of the paced run (`paced`); more rates: one more paced run each "
+                        "(`more_paced`), on the same workers")
+    p.add_argument("--workers", type=int, default=1,
+                   help="workers in the one consumer group (each with its own RocksDB and web port)")
     p.add_argument("--paced-clicks", type=int, default=30_000)
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--max-batch", type=int, default=256)
@@ -402,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-threads", type=int, default=1)
     add_worker_arguments(p)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
+    p.add_argument("--forward-seconds", type=float, default=2.0, help="time spent on each bare forward size")
     p.add_argument("--device", default=None, help="device of the bare forward (default: cuda if any)")
     p.add_argument("--forward-only", action="store_true", help="skip the broker: bare forward only")
     p.add_argument("--bootstrap", default=None,
@@ -429,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.processor() or platform.platform()}",
         "argv": sys.argv[1:] if argv is None else argv,
         "load_average_start": os.getloadavg(),  # other processes share the CPUs
+        "workers": args.workers,
         "kinds": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -436,33 +556,49 @@ def main(argv: list[str] | None = None) -> int:
         with (contextlib.nullcontext(None) if args.forward_only else broker(args.bootstrap, work)) as address:
             for i, kind in enumerate(args.kinds):
                 ckpt = make_checkpoint(kind, args.items, args.history_len, work)
-                r: dict[str, Any] = {}
-                if not args.forward_only and i == 0 and args.warmup:
-                    # A fresh broker (its JVM) is slow for the first minute: the same worker code
-                    # measured 617 ms p50 first and 120 ms second in one run (A/A, 1,000 clicks/s).
-                    run_pipeline(address, ckpt, stream[:args.warmup], None, args, work)
-                if not args.forward_only:
-                    paced = synthetic_stream(args.paced_clicks, args.users, args.items, seed=2)
-                    r["saturate"] = run_pipeline(address, ckpt, stream, None, args, work)
-                    r["paced"] = run_pipeline(address, ckpt, paced, args.rate, args, work)
-                    if args.baseline is not None:
-                        # The same runs with the baseline's worker, then this one's paced run again:
-                        # later runs are faster (the broker warms up for minutes), so the order is
-                        # A B B A and each side's paced figure is the mean of its two runs.
-                        base = {"saturate": run_pipeline(address, ckpt, stream, None, args, work, code=args.baseline)}
-                        base["paced"] = run_pipeline(address, ckpt, paced, args.rate, args, work, code=args.baseline)
-                        second = run_pipeline(address, ckpt, paced, args.rate, args, work, code=args.baseline)
-                        r["baseline"] = {**base, "paced": mean_of_runs(base["paced"], second)}
-                        r["paced"] = mean_of_runs(run_pipeline(address, ckpt, paced, args.rate, args, work), r["paced"])
+                r: dict[str, Any] = {} if args.forward_only else \
+                    pipeline_runs(address, ckpt, stream, args, work, warmup=args.warmup if i == 0 else 0)
                 sizes = sorted(set(args.sizes) | ({max(1, round(r["saturate"]["mean_batch"]))} if r else set()))
-                r["forward"] = bare_forward(ckpt, histories, sizes, args.device, args.torch_threads)
+                r["forward"] = bare_forward(ckpt, histories, sizes, args.device, args.torch_threads,
+                                            args.forward_seconds)
                 results["kinds"][kind] = r
                 print(json.dumps({kind: r}, indent=1), flush=True)
+                if args.out:  # each kind as it ends: a run cut short keeps the kinds before it
+                    args.out.write_text(json.dumps(results, indent=1))
     results["load_average_end"] = os.getloadavg()
     print_table(results)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def pipeline_runs(address: str, ckpt: Path, stream: list[ClickEvent], args: argparse.Namespace, work: Path,
+                  warmup: int) -> dict[str, Any]:
+    """One kind's runs, each on one group of --workers workers that serves them one after another:
+    `warmup` clicks unmeasured, then saturated, then paced at each --rate."""
+    paced = synthetic_stream(args.paced_clicks, args.users, args.items, seed=2)
+    r: dict[str, Any] = {}
+    with worker_group(address, ckpt, args.workers, args, work) as group:
+        if warmup:
+            # A fresh broker (its JVM) is slow for the first minute: the same worker code
+            # measured 617 ms p50 first and 120 ms second in one run (A/A, 1,000 clicks/s).
+            run_pipeline(group, stream[:warmup], None, args)
+        r["saturate"] = run_pipeline(group, stream, None, args)
+        r["paced"] = run_pipeline(group, paced, args.rate[0], args)
+        if len(args.rate) > 1:
+            r["more_paced"] = [run_pipeline(group, paced, rate, args) for rate in args.rate[1:]]
+    if args.baseline is not None:
+        # The same runs with the baseline's workers, then this one's paced run again: later runs
+        # are faster (the broker warms up for minutes), so the order is A B B A and each side's
+        # paced figure is the mean of its two runs.
+        with worker_group(address, ckpt, args.workers, args, work, code=args.baseline) as group:
+            base = {"saturate": run_pipeline(group, stream, None, args)}
+            first = run_pipeline(group, paced, args.rate[0], args)
+            second = run_pipeline(group, paced, args.rate[0], args)
+        r["baseline"] = {**base, "paced": mean_of_runs(first, second)}
+        with worker_group(address, ckpt, args.workers, args, work) as group:
+            r["paced"] = mean_of_runs(run_pipeline(group, paced, args.rate[0], args), r["paced"])
+    return r
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -487,6 +623,12 @@ def print_runs(label: str, runs: dict[str, Any], fwd: dict[int, dict[str, float]
     print(f"{'':8s} {label} {s['events_per_s']:,.0f} events/s (mean batch {s['mean_batch']:.1f}{cost}); "
           f"paced {q['offered_rate']:,.0f}/s: {q['events_per_s']:,.0f}/s served, p50 {q['p50_ms']:.1f} ms, "
           f"p99 {q['p99_ms']:.1f} ms, mean batch {q['mean_batch']:.1f}")
+    if s.get("per_worker"):
+        print(f"{'':8s} saturated, per worker: " + ", ".join(
+            f"{w['events_per_s']:,.0f} events/s ({w['clicks']:,.0f} clicks)" for w in s["per_worker"]))
+    for more in runs.get("more_paced", []):
+        print(f"{'':8s} paced {more['offered_rate']:,.0f}/s: {more['events_per_s']:,.0f}/s served, "
+              f"p50 {more['p50_ms']:.1f} ms, p99 {more['p99_ms']:.1f} ms, mean batch {more['mean_batch']:.1f}")
     if q.get("runs"):
         print(f"{'':8s} (mean of two paced runs, A B B A order: p50 " + " and ".join(
             f"{run['p50_ms']:.1f}" for run in q["runs"]) + " ms, p99 " + " and ".join(

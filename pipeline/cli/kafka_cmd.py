@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from seqrec.pipeline.errors import BrokerError
-from seqrec.pipeline.devtools.kafka_local import STATE_FILE, LocalKafka, pid_alive, stop_pid
+from seqrec.pipeline.devtools.kafka_local import DEFAULT_LIB_DIR, STATE_FILE, LocalKafka, pid_alive, stop_pid
 from seqrec.pipeline.devtools.kafka_provider import BOOTSTRAP_ENV, configured_bootstrap, docker_available, kafka_in_container
 from seqrec.pipeline.devtools.local_tls import SecureFiles, client_environment
 
@@ -37,10 +37,12 @@ def kafka() -> None:
 @data_dir_option
 @click.option("--heap", default="384m", show_default=True, help="JVM heap of the local broker.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=90, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--lib-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_LIB_DIR,
+              help="The broker's jars (default: the checkout's deploy/kafka/lib); the Java is JAVA_HOME's, else PATH's.")
 @click.option("--secure", is_flag=True,
               help="Also listen with SASL_SSL (SCRAM-SHA-512 over TLS, a CA made for this data directory; "
                    "local broker only) and print the client settings for it.")
-def start(data_dir: Path, heap: str, timeout: float, secure: bool) -> None:
+def start(data_dir: Path, heap: str, timeout: float, lib_dir: Path, secure: bool) -> None:
     """Start a broker and print its bootstrap address (host:port).
 
     With --secure, the lines after it are `export` lines a client needs for the secured listener:
@@ -63,7 +65,7 @@ def start(data_dir: Path, heap: str, timeout: float, secure: bool) -> None:
             click.echo("Kafka runs in a container until Ctrl-C.", err=True)
             while True:
                 time.sleep(3600)
-    broker = LocalKafka(data_dir=data_dir, heap=heap, secure=secure)
+    broker = LocalKafka(data_dir=data_dir, lib_dir=lib_dir, heap=heap, secure=secure)
     bootstrap = broker.start(timeout=timeout)
     click.echo(bootstrap)
     if broker.state is not None and broker.state.secure_bootstrap:
