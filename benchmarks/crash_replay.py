@@ -16,7 +16,8 @@ answer (sent → received by a consumer), and the seconds from the end of the fa
 kill, the restarted worker's start, the broker's start returned) until every click sent
 before it was answered. The workers use `start_worker` of
 pipeline_throughput.py (session timeout 6 s, heartbeat 1 s, no standby replicas, the default
-commit interval). Not a test.
+commit interval). A worker that exits on its own is started again at once, as the compose
+file's `restart: unless-stopped` does; the report counts those restarts. Not a test.
 
     python benchmarks/crash_replay.py                          # kill -9 at 450 clicks/s, 40 s, at 15 s
     python benchmarks/crash_replay.py --fault restart --runs 2
@@ -119,12 +120,38 @@ def summarise(sent: dict[str, float], partition: dict[str, int], answers: dict[s
     }
 
 
-def inflict(fault: str, victim: WorkerProcess, broker: LocalKafka | None, outage_s: float) -> None:
+class Supervisor(threading.Thread):
+    """Starts a worker again when it exits on its own, as the compose file's `restart:
+    unless-stopped` does: under exactly_once a worker whose transaction cannot commit (fenced by
+    a newer owner, failed through an outage) stops, and its clicks wait for the next owner."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        super().__init__(daemon=True)
+        self.workers = workers
+        self.lock = threading.Lock()  # held by the benchmark while it stops or starts a worker itself
+        self.left_down: set[int] = set()  # id() of workers the fault keeps down (kill -9)
+        self.exits: list[int] = []  # exit codes of the workers started again
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.2):
+            with self.lock:
+                for w in self.workers:
+                    if id(w) not in self.left_down and w.proc is not None and w.proc.poll() is not None:
+                        self.exits.append(w.proc.returncode)
+                        w.start()
+
+
+def inflict(fault: str, victim: WorkerProcess, broker: LocalKafka | None, outage_s: float,
+            supervisor: Supervisor) -> None:
     if fault == "kill":
-        victim.kill()
+        with supervisor.lock:
+            supervisor.left_down.add(id(victim))
+            victim.kill()
     elif fault == "restart":
-        victim.stop()
-        victim.start()
+        with supervisor.lock:
+            victim.stop()
+            victim.start()
     elif broker is not None:
         broker.stop()
         time.sleep(outage_s)
@@ -137,6 +164,7 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
     survivor = start_worker(bootstrap, ckpt, app, args, workdir, name=f"{app}-a")
     survivor.wait_ready(timeout_s=120)
     victim = start_worker(bootstrap, ckpt, app, args, workdir, name=f"{app}-b")
+    supervisor = Supervisor([survivor, victim])
     try:
         victim.wait_ready(timeout_s=120)
         time.sleep(3)  # both observe timers have published their partitions
@@ -144,13 +172,14 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
         partition = {c.event_id: partition_of(c.user_id.encode(), args.partitions) for c in stream}
         clock = AnswerClock(bootstrap, f"{app}-recs")
         clock.start()
+        supervisor.start()
         sent: dict[str, float] = {}
         producer = threading.Thread(target=lambda: sent.update(produce(bootstrap, f"{app}-clicks", stream, args.rate)))
         producer.start()
         time.sleep(args.fault_at)
         moved = held_partitions(victim) if args.fault != "broker" else set()
         fault_at = time.time()
-        inflict(args.fault, victim, broker, args.outage)
+        inflict(args.fault, victim, broker, args.outage, supervisor)
         fault_end = time.time()
         producer.join()
         deadline = time.time() + args.timeout
@@ -163,8 +192,10 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
         places = click_offsets(bootstrap, f"{app}-clicks")
         in_topic = Counter({e: len(v) for e, v in places.items()})
     finally:
-        victim.kill()
-        survivor.stop()
+        supervisor.stopping.set()
+        with supervisor.lock:
+            victim.kill()
+            survivor.stop()
     if args.raw is not None:  # everything the summary is computed from, for a closer look
         args.raw.write_text(json.dumps({"sent": sent, "partition": partition, "answers": clock.times,
                                         "produced": clock.produced, "offsets": places,
@@ -172,6 +203,8 @@ def run_once(bootstrap: str, broker: LocalKafka | None, ckpt: Path, args: argpar
     result = summarise(sent, partition, clock.times, clock.produced, in_topic, moved, fault_at, len(letters))
     waiting = [clock.first[e] for e in sent if sent[e] < fault_end and e in clock.first]
     result["fault_s"] = fault_end - fault_at
+    result["workers_exited_and_restarted"] = len(supervisor.exits)
+    result["restarted_workers_exit_codes"] = supervisor.exits
     # From the end of the fault until every click sent before it had its answer: as this script's
     # consumer received it, and as the workers produced it (produced_at), which leaves out the
     # benchmark's own clients.
@@ -220,8 +253,12 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the last answers")
     p.add_argument("--out", type=Path, help="write the results here as JSON")
     p.add_argument("--raw", type=Path, help="write the last run's send and answer times here as JSON")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="keep the broker's and workers' logs and data here (default: a temporary directory, removed)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="crash-replay-") as tmp:
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="crash-replay-")) as tmp:
         workdir = Path(tmp)
         with kafka_for(args.fault, workdir) as (bootstrap, broker, source):
             ckpt = make_checkpoint("softmax", args.items, 50, workdir)

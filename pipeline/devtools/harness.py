@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +51,20 @@ def produce_clicks(bootstrap: str, topic: str, clicks: Iterable[ClickEvent],
                    security: KafkaSecuritySettings | None = None) -> int:
     """Send clicks keyed by user id, as the contract says."""
     return produce_raw(bootstrap, topic, ((c.user_id.encode(), encode_click(c)) for c in clicks), security)
+
+
+def produce_steadily(bootstrap: str, topic: str, clicks: list[ClickEvent], *, batch: int = 50,
+                     pause_s: float = 0.1) -> threading.Thread:
+    """Produce `clicks` in a started thread, `batch` at a time with a pause between (~500/s by
+    default), so a fault injected meanwhile lands mid-stream; join it to wait for the last one."""
+    def run() -> None:
+        for i in range(0, len(clicks), batch):
+            produce_clicks(bootstrap, topic, clicks[i:i + batch])
+            time.sleep(pause_s)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 @dataclass

@@ -10,7 +10,9 @@ recommendation (or its dead letter) and its history's changelog record, in
 `ClickPipeline._confirm`; Faust commits an offset only once every event up to it is acked. A crash
 between the two replays the click (same event_id), and the history's offset guard keeps the
 replayed click from entering the history twice. A message delivered again to the pipeline that
-saw the broker confirm its answer gets no second answer: it is only acked.
+already took it up for an answer gets no second answer: it is only acked, after the first copy's
+(Faust delivers a message twice around its post-recovery seek). The pipeline can count on that
+first answer: if it cannot be delivered (or, under exactly_once, committed) the worker stops.
 
 The table's changelog: a Faust table assignment sends its changelog record through Faust's
 per-message send path, measured at 0.37-0.55 ms of CPU per click (`benchmarks/faust_floor.py`),
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -126,9 +129,9 @@ class ClickPipeline:
             self.handle_batch, BatchPolicy(b.max_size, b.max_wait_ms / 1000, b.max_pending)
         )
         self.positions: dict[int, int] = {}  # clicks partition → last offset taken
-        # offsets whose answer (or dead letter) the broker confirmed to this pipeline, so a
-        # message delivered to it again needs no second answer
-        self.delivered = DeliveredOffsets()
+        # offsets this pipeline took up for an answer, so a message delivered to it again needs no
+        # second answer (it stops if one of them cannot be answered)
+        self.answered = AnsweredOffsets()
         self.cache = StateCache(settings.store.cache_users)
         self._confirming: deque[asyncio.Future[None]] = deque()  # batches awaiting the broker
         self.max_unconfirmed = MAX_UNCONFIRMED
@@ -178,8 +181,8 @@ class ClickPipeline:
             session_gap_ms=self.session_gap_ms, id_window=self.id_window, cache=self.cache,
         )
         source = (topic, partition, offset)
-        if written is Seen.REPLAY and self.delivered.has(partition, offset):
-            # Its answer and history record are on the broker already: only ack it.
+        if written is Seen.REPLAY and self.answered.has(partition, offset):
+            # Its answer and history record are on their way or on the broker: only ack it.
             self.metrics.replayed.inc()
             await self._queue(Request(None, (), received, produced_ms, handle, value, key, source,
                                       consumed_s=consumed_s))
@@ -188,6 +191,7 @@ class ClickPipeline:
             (self.metrics.replayed if written is Seen.REPLAY else self.metrics.duplicates).inc()
             # Sent again: the crash that replays this click may have come before its record left.
             written = state.to_bytes()
+        self.answered.add(partition, offset)
         # The user's partition in the clicks topic is the table's partition too.
         record = (partition, result.user_id.encode("utf-8"), written)
         await self._queue(Request(
@@ -321,7 +325,7 @@ class ClickPipeline:
         confirmed = time.perf_counter()
         m = self.metrics
         m.observe_batch_stage("produce", confirmed - handed, len(batch))
-        if previous is not None:  # in batch order, so `delivered` grows in offset order
+        if previous is not None:  # in batch order: a click taken up twice is acked after its answer
             await asyncio.wait([previous])
             if self.failure is not None:
                 return
@@ -332,8 +336,6 @@ class ClickPipeline:
         for r in letters:
             m.dead_letters.labels(r.dead_letter["reason"]).inc()
         for r in batch:
-            _, partition, offset = r.source
-            self.delivered.add(partition, offset)
             await self.ack(r.handle)
         m.observe_batch_stage("ack", time.perf_counter() - confirmed, len(batch))
         m.pending.set(self.batcher.pending)
@@ -355,8 +357,8 @@ class ClickPipeline:
             await self._confirming.popleft()
 
 
-class DeliveredOffsets:
-    """Source offsets whose answers the broker has confirmed, per partition, as a few runs of
+class AnsweredOffsets:
+    """Source offsets taken up for an answer, per partition, as a few runs of
     consecutive offsets (they come mostly in order; an offset out of order starts a new run).
     Bounded: past `max_runs` runs per partition the oldest is forgotten, which only costs a
     second answer if that offset ever comes again."""
@@ -421,16 +423,17 @@ def wire(
         gate: CommitGate | None = CommitGate()
         app.seqrec_commit_gate = gate  # read by internals.Consumer.force_commit
 
-        def producer(partition: int | None) -> Any:
+        async def producer(partition: int | None) -> Any:
             if partition is None:
                 raise ValueError("exactly_once: every record goes to its click's partition number")
-            return transaction_producer(app, k.clicks_topic, partition)
+            return await transaction_producer(app, k.clicks_topic, partition)
 
         sink = Sink(KafkaBatchTopic(producer, k.recommendations_topic), KafkaBatchTopic(producer, k.dead_letter_topic),
                     keep_partition=True, letters_keep_partition=True)
     else:
         gate = None
-        producer = lambda partition: started_producer(app)  # noqa: E731 (started with the app)
+        async def producer(partition: int | None) -> Any:
+            return started_producer(app)  # started with the app
         sink = Sink(KafkaBatchTopic(producer, k.recommendations_topic), FaustTopic(dead_letters),
                     keep_partition=same_partitioning)
     changelog = KafkaBatchTopic(producer, settings.changelog_topic)
@@ -444,7 +447,7 @@ def wire(
         store = table_store(table)  # RocksDB, written without Faust's per-write changelog send
         pipeline = ClickPipeline(
             settings, runner, sink, store, changelog, events.ack, metrics, recorder,
-            on_persisted=lambda sent: store.set_persisted_offset(sent.topic_partition, sent.offset), gate=gate,
+            on_persisted=persisted_offset_writer(store, gate), gate=gate,
         )
         app.seqrec_pipeline = pipeline  # for the lag timer
         flusher = asyncio.ensure_future(pipeline.batcher.run())
@@ -490,6 +493,18 @@ def wire(
         log.info("stats %s", stats_line(metrics, health))
 
     return serve_clicks
+
+
+def persisted_offset_writer(store: Any, gate: CommitGate | None) -> Callable[[Any], None]:
+    """What records the changelog offset a sent history record reached: at once, or under
+    exactly_once after its transaction commits (an aborted one's offset must never be recorded)."""
+    def persisted(sent: Any) -> None:
+        record = functools.partial(store.set_persisted_offset, sent.topic_partition, sent.offset)
+        if gate is None:
+            record()
+        else:
+            gate.after_commit(sent.topic_partition, record)
+    return persisted
 
 
 def refresh_health(app: Any, clicks_topic: str, health: Health, metrics: Metrics) -> None:
@@ -569,7 +584,7 @@ def update_lag(app: Any, clicks_topic: str, metrics: Metrics) -> None:
 __all__ = [
     "Ask",
     "ClickPipeline",
-    "DeliveredOffsets",
+    "AnsweredOffsets",
     "Request",
     "assigned_partitions",
     "broker_reachable",

@@ -6,13 +6,17 @@ the broker has them, so a commit that came in between would publish answers whos
 it does not hold: a crash then answers those clicks again, visibly. The gate keeps the two apart:
 a batch `enter()`s before its first send and `leave()`s once its clicks are acked; a commit
 (`closed()`) holds new batches back, waits for the ones inside, and runs alone.
+
+What may only happen once the records are committed waits here too (`after_commit`): the table's
+persisted changelog offset, which Faust's recovery compares with the changelog's committed end and
+refuses to start from when it is ahead (an aborted transaction's offset would be).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Hashable
 
 
 class CommitGate:
@@ -24,6 +28,11 @@ class CommitGate:
         self._open = asyncio.Event()
         self._open.set()
         self._committing = asyncio.Lock()
+        self._after_commit: dict[Hashable, Callable[[], None]] = {}
+
+    def after_commit(self, key: Hashable, action: Callable[[], None]) -> None:
+        """Run `action` after the next commit that succeeds; a newer action of the same key replaces it."""
+        self._after_commit[key] = action
 
     async def enter(self) -> None:
         while not self._open.is_set():
@@ -51,7 +60,14 @@ class CommitGate:
                 if self._failure is not None:
                     raise RuntimeError("a batch was sent and not acked: its transaction must not commit") \
                         from self._failure
-                yield
+                waiting, self._after_commit = self._after_commit, {}
+                try:
+                    yield
+                except BaseException:
+                    self._after_commit = waiting | self._after_commit
+                    raise
+                for action in waiting.values():
+                    action()
             finally:
                 self._open.set()
 

@@ -8,13 +8,15 @@ private attribute. An upgrade then means: re-read the hooks below against the ne
 the benchmarks they cite, and update CHECKED_VERSIONS.
 
 - `Consumer`: Faust's aiokafka consumer with a short fetch wait (`_create_worker_consumer`,
-  `_new_consumer_thread`, aiokafka's `_fetch_max_wait_ms`), a commit before partitions are
+  `_new_consumer_thread`, aiokafka's `_fetch_max_wait_ms`), changelog ends asked of the broker
+  (`_highwaters`, `_ensure_consumer`), a commit before partitions are
   revoked (Faust's own revocation forgets the acked offsets first), and each fetch given a copy
   of the active partitions, never an empty set (`_getmany`).
 - `started_producer`: Faust's started aiokafka producer (`_ensure_producer`), for record batches
   sent without Faust's per-message send path.
 - `transaction_producer`: under exactly_once, Faust's transactional aiokafka producer of one
-  partition (`_transaction_producers`, keyed as Faust's TransactionManager names them), for the same
+  partition (`_transaction_producers`, keyed as Faust's TransactionManager names them; aiokafka's
+  `_txn_manager` says whether it is in a transaction), for the same
   record batches inside the transaction that Faust commits with that partition's offsets; and
   `Consumer.force_commit` waits for the commit gate (serving/commit_gate.py).
 - `partition_for`: the partition aiokafka's default partitioner picks (`_wait_on_metadata`,
@@ -48,6 +50,15 @@ class _LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when its fetcher starts
         return consumer
+
+    async def _highwaters(self, partitions: list) -> Any:
+        # Under exactly_once Faust 0.15.3 takes each changelog partition's end from aiokafka's
+        # `last_stable_offset`, which is known only after a fetch from that partition: for a
+        # partition just assigned it is None, Faust reads that as "empty" (-1), and its recovery
+        # stops the worker with a ConsistencyError when the local table holds any persisted
+        # offset (seen after a broker outage moved partitions: issue 30). A ListOffsets request
+        # asks the broker; under read_committed it answers the last stable offset.
+        return await self._ensure_consumer().end_offsets(partitions)
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -86,11 +97,23 @@ class Consumer(faust_aiokafka.Consumer):
         if gate is None:
             return await super().force_commit(topics, start_new_transaction=start_new_transaction)
         async with gate.closed():
+            # A commit of offsets with no transaction open fails ("Not in the middle of a
+            # transaction"): Faust's stop ends every transaction, then commits what was acked since.
+            for producer in list(self.app.producer._transaction_producers.values()):
+                await _in_transaction(producer)
             return await super().force_commit(topics, start_new_transaction=start_new_transaction)
 
     async def on_partitions_revoked(self, revoked: set) -> None:  # type: ignore[override]
         if not self.app.should_stop and self.assignment():
-            await self._finish_in_flight_and_commit()
+            try:
+                await self._finish_in_flight_and_commit()
+            except Exception as exc:
+                # aiokafka logs a failed rebalance callback and rebalances on. Under exactly_once
+                # the answers of the uncommitted transaction are then aborted while this worker
+                # holds them as answered, and would only ack those clicks if they came back: stop.
+                if getattr(self.app, "seqrec_commit_gate", None) is not None:
+                    await self.app.crash(exc)
+                raise
         await super().on_partitions_revoked(revoked)
 
     async def _finish_in_flight_and_commit(self) -> None:
@@ -108,14 +131,24 @@ def started_producer(app: Any) -> Any:
     return app.producer._ensure_producer()
 
 
-def transaction_producer(app: Any, topic: str, partition: int) -> Any:
+async def transaction_producer(app: Any, topic: str, partition: int) -> Any:
     """Under exactly_once, the transactional `aiokafka.AIOKafkaProducer` Faust began for `partition`
     of `topic`'s group when it was assigned here (Faust 0.15.3 names it "{app id}-{group}-{partition}",
-    `TransactionManager.send`)."""
+    `TransactionManager.send`), inside a transaction. Faust's `wait_empty` ends every transaction
+    it commits (`commit_and_end_transactions`) and begins them again only for the partitions of the
+    next assignment; a batch sent in between failed with "Can't send messages while not in
+    transaction" (seen after a broker outage, issue 30). Begun here, the transaction commits with
+    that partition's next offsets."""
     transactional_id = f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
     producer = app.producer._transaction_producers.get(transactional_id)
     if producer is None:
         raise RuntimeError(f"no transaction for {topic} partition {partition}: not assigned to this worker")
+    return await _in_transaction(producer)
+
+
+async def _in_transaction(producer: Any) -> Any:
+    if not producer._txn_manager.is_in_transaction():
+        await producer.begin_transaction()  # fails in an error state: the batch or commit fails, the worker stops
     return producer
 
 

@@ -66,13 +66,13 @@ class KafkaBatchTopic:
 
     Per record this skips Faust's send path (future message, sensors, callbacks), which cost
     about 0.3 ms of event-loop time per recommendation on this machine. `producer(partition)`
-    returns the started `aiokafka.AIOKafkaProducer` for a partition's records: the app's one
+    returns (awaited) the started `aiokafka.AIOKafkaProducer` for a partition's records: the app's one
     (`internals.started_producer`), or under exactly_once the transactional producer of that
     partition (`internals.transaction_producer`; every record then has its partition given);
     `producer(None)` hashes the keys of records without one.
     """
 
-    def __init__(self, producer: Callable[[int | None], Any], name: str) -> None:
+    def __init__(self, producer: Callable[[int | None], Awaitable[Any]], name: str) -> None:
         self._producer = producer
         self.name = name
 
@@ -80,11 +80,11 @@ class KafkaBatchTopic:
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
         for partition, key, value in records:
             if partition is None:
-                partition = await partition_for(self._producer(None), self.name, key)
+                partition = await partition_for(await self._producer(None), self.name, key)
             by_partition.setdefault(partition, []).append((key, value))
         futures = []
         for partition, items in by_partition.items():
-            producer = self._producer(partition)
+            producer = await self._producer(partition)
             batch = producer.create_batch()
             for key, value in items:
                 if batch.append(timestamp=None, key=key, value=value) is None:  # batch full

@@ -48,7 +48,7 @@ class Metrics:
         self.replayed = Counter(
             "seqrec_replayed_clicks",
             "Clicks seen again after a restart or rebalance (already in the history; answered again "
-            "unless this worker had delivered their answer).",
+            "unless this worker had already taken them up).",
             registry=r,
         )
         self.duplicates = Counter(

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from seqrec import schemas
-from seqrec.pipeline.serving.agents import ClickPipeline, DeliveredOffsets, broker_reachable, stats_line
+from seqrec.pipeline.serving.agents import AnsweredOffsets, ClickPipeline, broker_reachable, stats_line
 from seqrec.pipeline.serving.telemetry import STAGES, Health, Metrics
 from seqrec.pipeline.serving.runner import Runner
 from seqrec.pipeline.settings import Settings
@@ -132,6 +132,25 @@ def test_a_click_delivered_again_to_the_worker_that_answered_it_is_only_acked():
     assert [a["event_id"] for a in recs.decoded()] == ["e0", "e1", "e2"]
     assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b", "c")
     assert sorted(acked) == [0, 1, 2, 3, 4] and metrics.replayed._value.get() == 2
+
+
+def test_a_message_delivered_twice_before_its_answer_is_confirmed_gets_one_answer():
+    """Faust can hand a message over again while its first copy is still being answered (around
+    the seek after a recovery): one answer, and the second copy is acked after the first."""
+    pipe, table, recs, dlq, acked, metrics = make(FakeModel())
+
+    async def main():
+        task = asyncio.create_task(pipe.batcher.run())
+        for handle, offset in enumerate([0, 1, 0, 1]):  # no drain in between
+            await pipe.accept(click(f"e{offset}", "u", "ab"[offset]), b"u", topic="clicks", partition=0,
+                              offset=offset, timestamp_s=NOW_S, handle=handle)
+        await pipe.drain()
+        task.cancel()
+
+    asyncio.run(main())
+    assert [a["event_id"] for a in recs.decoded()] == ["e0", "e1"]
+    assert UserHistory.from_bytes(table[b"u"]).items == ("a", "b")
+    assert acked == [0, 1, 2, 3]
 
 
 def test_inference_failure_dead_letters_the_batch_and_keeps_going():
@@ -286,8 +305,8 @@ def test_broker_reachable_asks_the_network():
     assert not asyncio.run(broker_reachable(f"127.0.0.1:{port}", 1.0))  # closed now
 
 
-def test_delivered_offsets_hold_exactly_what_was_confirmed():
-    delivered = DeliveredOffsets(max_runs=2)
+def test_answered_offsets_hold_exactly_what_was_taken_up():
+    delivered = AnsweredOffsets(max_runs=2)
     for offset in [5, 6, 7, 20, 21]:  # 8..19 never came to this worker
         delivered.add(0, offset)
     assert delivered.has(0, 6) and delivered.has(0, 21)

@@ -36,12 +36,17 @@ def test_the_installed_libraries_are_the_versions_the_hooks_were_checked_against
 def test_every_hooked_private_attribute_still_exists() -> None:
     assert callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", None))
     assert callable(getattr(faust_aiokafka.Consumer, "_new_consumer_thread", None))
+    # The reason for _LowLatencyConsumerThread._highwaters: Faust's own reads the fetch-time LSO.
+    assert "last_stable_offset" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._highwaters)
+    assert callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", None))
     assert callable(getattr(faust_aiokafka.Consumer, "_getmany", None))
     # The reason for Consumer._getmany: aiokafka reads an empty partition set as "all partitions".
     assert "if partitions and tp not in partitions" in inspect.getsource(aiokafka.consumer.fetcher.Fetcher.fetched_records)
     assert callable(getattr(faust_aiokafka.Producer, "_ensure_producer", None))
     assert callable(getattr(faust_rocksdb.Store, "_db_for_partition", None))
     assert isinstance(getattr(faust_aiokafka.Producer, "_transaction_producers", None), dict)
+    assert "self._txn_manager" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
+    assert callable(getattr(aiokafka.producer.transaction_manager.TransactionManager, "is_in_transaction", None))
     assert callable(getattr(faust_aiokafka.Consumer, "force_commit", None))
     assert 'f"{self.app.conf.id}-{group}-{p}"' in inspect.getsource(faust_consumer.TransactionManager.send)
     assert callable(getattr(aiokafka.client.AIOKafkaClient, "_wait_on_metadata", None))

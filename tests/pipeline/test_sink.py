@@ -50,7 +50,10 @@ class FakeProducer:
 
 def test_one_batch_per_partition_split_when_full_and_keys_hashed_without_partition():
     producer = FakeProducer()
-    topic = KafkaBatchTopic(lambda partition: producer, "recs")
+    async def producer_for(partition: int | None) -> FakeProducer:
+        return producer
+
+    topic = KafkaBatchTopic(producer_for, "recs")
     records = [(1, b"a", b"1"), (1, b"b", b"2"), (1, b"c", b"3"), (None, b"xy", b"4"), (0, b"d", b"5")]
     futures = asyncio.run(topic.send_many(records))
     assert len(futures) == len(producer.sent)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seqrec.pipeline.devtools.harness import WorkerProcess, consume_until, produce_clicks, produce_raw, read_changelog
+from seqrec.pipeline.devtools.harness import (WorkerProcess, consume_until, produce_clicks, produce_raw, produce_steadily,
+                                               read_changelog)
 from seqrec.pipeline.serving.source import ClickEvent, encode_click
 from seqrec.pipeline.serving.state import persisted_changelog_offsets
 
@@ -119,13 +120,7 @@ def test_kill_9_mid_stream_then_a_new_worker_answers_every_click(deployment):
     clicks = make_clicks(3000, 40)
     ids = {c.event_id for c in clicks}
 
-    def produce_slowly() -> None:  # a steady stream (~500/s), so the kill lands mid-stream
-        for i in range(0, len(clicks), 50):
-            produce_clicks(d.bootstrap, d.clicks, clicks[i : i + 50])
-            time.sleep(0.1)
-
-    producer = threading.Thread(target=produce_slowly)
-    producer.start()
+    producer = produce_steadily(d.bootstrap, d.clicks, clicks)
     consume_until(d.bootstrap, d.recommendations, lambda r: len(r) >= 1000, timeout_s=60)
     first.kill()
     before_kill = {r["event_id"] for r in consume_until(d.bootstrap, d.recommendations, lambda r: False,
