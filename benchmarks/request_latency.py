@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crash_replay import partition_of  # noqa: E402
 from pipeline_throughput import (  # noqa: E402
     AnswerClock, add_worker_arguments, broker, make_checkpoint, produce, quantiles, run_pipeline, start_worker,
-    synthetic_stream,
+    synthetic_stream, worker_group,
 )
 
 from seqrec.pipeline.devtools.harness import WorkerProcess  # noqa: E402
@@ -370,13 +370,15 @@ def compare_guarantees(address: str, ckpt: Path, args: argparse.Namespace, work:
     paced = synthetic_stream(int(args.click_rate * args.duration), args.users, args.items, seed=2)
     # run_pipeline's own options: no LogAppendTime topic, no second consumer
     base = argparse.Namespace(**vars(args), log_append_time=False, cross_check=False)
-    run_pipeline(address, ckpt, saturate[:args.warmup_clicks], None, base, work)  # the fresh broker is slow at first
+    with worker_group(address, ckpt, 1, base, work) as group:  # the fresh broker is slow at first
+        run_pipeline(group, saturate[:args.warmup_clicks], None, base)
     runs = []
     for run in range(args.runs):
         for guarantee in (GUARANTEES if run % 2 == 0 else GUARANTEES[::-1]):
             g = argparse.Namespace(**{**vars(base), "guarantee": guarantee})
-            s = run_pipeline(address, ckpt, saturate, None, g, work)
-            q = run_pipeline(address, ckpt, paced, args.click_rate, g, work)
+            with worker_group(address, ckpt, 1, g, work) as group:
+                s = run_pipeline(group, saturate, None, g)
+                q = run_pipeline(group, paced, args.click_rate, g)
             runs.append({"run": run + 1, "guarantee": guarantee, "commit_interval_s": args.commit_interval,
                          "saturated_events_per_s": s["events_per_s"], "saturated_answered": s["answered"],
                          "saturated_mean_batch": s["mean_batch"], "paced_rate": args.click_rate,
